@@ -1,0 +1,98 @@
+"""
+cleanroom: make test suites leave nothing behind.
+
+One registry of resources and cleanups for pytest, unittest and plain scripts:
+whatever a test created is cleaned, or deliberately kept and reported with how
+to delete it.
+"""
+
+from __future__ import annotations
+
+from types import FunctionType
+
+from ._api import current_scope, managed_resources, register, with_cleanup
+from ._policy import (
+    ALL,
+    NONE,
+    PODS,
+    Decision,
+    Level,
+    Outcome,
+    Policy,
+    get_level,
+    register_level,
+)
+from ._registry import Listener, Registry, Report
+from ._resource import (
+    BaseKind,
+    Disposition,
+    Kind,
+    ObjectKind,
+    Resource,
+    State,
+    get_kind,
+    register_kind,
+    unregister_kind,
+)
+from ._scope import Scope
+from ._version import __version__
+from .exceptions import (
+    CleanroomError,
+    CleanroomWarning,
+    CleanupError,
+    CleanupTimeout,
+    CleanupWarning,
+    LeakError,
+    PolicyError,
+    ScopeStateError,
+    UnknownKindError,
+    UnsafePathError,
+)
+
+__all__ = [
+    "ALL",
+    "NONE",
+    "PODS",
+    "BaseKind",
+    "CleanroomError",
+    "CleanroomWarning",
+    "CleanupError",
+    "CleanupTimeout",
+    "CleanupWarning",
+    "Decision",
+    "Disposition",
+    "Kind",
+    "LeakError",
+    "Level",
+    "Listener",
+    "ObjectKind",
+    "Outcome",
+    "Policy",
+    "PolicyError",
+    "Registry",
+    "Report",
+    "Resource",
+    "Scope",
+    "ScopeStateError",
+    "State",
+    "UnknownKindError",
+    "UnsafePathError",
+    "__version__",
+    "current_scope",
+    "get_kind",
+    "get_level",
+    "managed_resources",
+    "register",
+    "register_kind",
+    "register_level",
+    "unregister_kind",
+    "with_cleanup",
+]
+
+for _name in __all__:
+    _value = globals()[_name]
+    if isinstance(_value, type | FunctionType) and _value.__module__.startswith(
+        "cleanroom."
+    ):
+        _value.__module__ = __name__
+del _name, _value, FunctionType

@@ -1,0 +1,3 @@
+"""CLI."""
+def main() -> int:
+    return 0

@@ -1,0 +1,205 @@
+"""
+Registry: the process-wide root that owns the session scope and hears of every
+tracked resource.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import attrs
+
+from ._policy import Policy
+from ._resource import Disposition, Resource, State
+
+if TYPE_CHECKING:
+    from ._scope import Scope
+
+
+class Listener(Protocol):
+    """
+    Hears of declarative resources as they are created and settled (the
+    journal is one), and of every kept, failed or collected resource.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def intent(self, scope: Scope, resource: Resource) -> None:
+        """*resource* is about to be created (it may appear even if creation fails)."""
+
+    def created(self, scope: Scope, resource: Resource) -> None:
+        """*resource* exists now (its identity may be fuller than at intent)."""
+
+    def settled(self, scope: Scope, disposition: Disposition) -> None:
+        """*disposition* says what became of a resource."""
+
+
+@attrs.define
+class Report:
+    """
+    Counts of what the process's scopes did with their tracked resources, and
+    the kept, failed and collected ones themselves.
+
+    .. versionadded:: 0.1.0
+    """
+
+    cleaned: int = 0
+    kept: list[Disposition] = attrs.Factory(list)
+    failed: list[Disposition] = attrs.Factory(list)
+    collected: list[Disposition] = attrs.Factory(list)
+    forgotten: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.cleaned or self.kept or self.failed or self.collected or self.forgotten
+        )
+
+
+class Registry:
+    """
+    The process-wide root of cleanroom: it owns the *session* scope, closed at
+    interpreter exit, and tells its listeners (the journal, the pytest plugin's
+    summary) about tracked resources. It is safe to use from many threads.
+
+    Most code never touches it: :func:`~cleanroom.current_scope` falls back
+    to the session scope, and :func:`~cleanroom.register` adds to the current
+    scope.
+
+    .. versionadded:: 0.1.0
+    """
+
+    _default: ClassVar[Registry | None] = None
+    _default_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, policy: Mapping[str, Any] | None = None) -> None:
+        self._lock = threading.RLock()
+        self._policy_layer = dict(policy or {})
+        self._session: Scope | None = None
+        self._listeners: list[Listener] = []
+        self._report = Report()
+        self._atexit = False
+
+    @classmethod
+    def default(cls) -> Registry:
+        """Return the process's registry, creating it on first use."""
+        registry = cls._default
+        if registry is None:
+            with cls._default_lock:
+                registry = cls._default
+                if registry is None:
+                    registry = cls._default = cls()
+        return registry
+
+    def base_policy(self) -> Policy:
+        """
+        Return the policy root scopes start from: this registry's settings
+        (the pytest plugin's options, for example) over the environment and
+        ``pyproject.toml``.
+        """
+        return Policy.resolve(self._policy_layer)
+
+    def configure(self, **settings: Any) -> None:
+        """
+        Set policy settings that root scopes use unless they are given others;
+        ``None`` removes a setting.
+
+        Raises:
+            PolicyError: On an unknown setting or bad value.
+        """
+        layer = dict(self._policy_layer)
+        for key, value in settings.items():
+            if value is None:
+                layer.pop(key, None)
+            else:
+                layer[key] = value
+        Policy.resolve(layer)
+        self._policy_layer = layer
+
+    @property
+    def session(self) -> Scope:
+        """The session scope: closed at interpreter exit, or by :meth:`close`."""
+        session = self._session
+        if session is None:
+            with self._lock:
+                session = self._session
+                if session is None:
+                    from ._scope import Scope
+
+                    session = Scope("session")
+                    session._registry = self
+                    self._session = session
+                    if not self._atexit:
+                        atexit.register(self._close_at_exit)
+                        self._atexit = True
+        return session
+
+    def close(self) -> None:
+        """Close the session scope now; a later use starts a new one."""
+        with self._lock:
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    def _close_at_exit(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            import logging
+
+            logging.getLogger("cleanroom").exception("closing the session scope failed")
+
+    # -- listeners and the report ----------------------------------------------
+
+    def subscribe(self, listener: Listener) -> None:
+        """Tell *listener* about tracked resources from now on."""
+        with self._lock:
+            self._listeners = [*self._listeners, listener]
+
+    def unsubscribe(self, listener: Listener) -> None:
+        """Stop telling *listener* about tracked resources."""
+        with self._lock:
+            self._listeners = [x for x in self._listeners if x is not listener]
+
+    @property
+    def report(self) -> Report:
+        """What has been cleaned, kept, failed and collected so far."""
+        return self._report
+
+    def take_report(self) -> Report:
+        """Return the report so far and start a new one."""
+        with self._lock:
+            report, self._report = self._report, Report()
+        return report
+
+    def _intent(self, scope: Scope, resource: Resource) -> None:
+        for listener in self._listeners:
+            listener.intent(scope, resource)
+
+    def _created(self, scope: Scope, resource: Resource) -> None:
+        for listener in self._listeners:
+            listener.created(scope, resource)
+
+    def _cleaned(self, scope: Scope, resource: Resource | None) -> None:
+        with self._lock:
+            self._report.cleaned += 1
+        if resource is not None and resource.declarative and self._listeners:
+            disposition = Disposition(resource, State.CLEANED)
+            for listener in self._listeners:
+                listener.settled(scope, disposition)
+
+    def _settled(self, scope: Scope, disposition: Disposition) -> None:
+        with self._lock:
+            report = self._report
+            if disposition.state is State.KEPT:
+                report.kept.append(disposition)
+            elif disposition.state is State.FAILED:
+                report.failed.append(disposition)
+            elif disposition.state is State.COLLECTED:
+                report.collected.append(disposition)
+            elif disposition.state is State.FORGOTTEN:
+                report.forgotten += 1
+        for listener in self._listeners:
+            listener.settled(scope, disposition)

@@ -1,0 +1,1306 @@
+"""
+Scope: a LIFO stack of cleanups that is also a registry of tracked resources.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import threading
+import time
+import warnings
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+import anyio
+import anyio.to_thread
+
+from . import _context
+from ._policy import Decision, Level, OnError, OnFailure, Outcome, Policy
+from ._resource import OBJECT, Disposition, Kind, Resource, State, get_kind, object_kind
+from ._registry import Registry
+from .exceptions import CleanupError, CleanupTimeout, CleanupWarning, ScopeStateError
+
+if TYPE_CHECKING:
+    import os
+    import subprocess
+    from pathlib import Path
+    from types import TracebackType
+
+T = TypeVar("T")
+
+log = logging.getLogger("cleanroom")
+
+ExcDetails = tuple[type[BaseException] | None, BaseException | None, "TracebackType | None"]
+_NO_EXC: ExcDetails = (None, None, None)
+
+# Per type: the name of the method that closes an instance, and whether it is async.
+_default_cleanups: dict[type, tuple[str, bool]] = {}
+_CLEANUP_METHODS = ("aclose", "close", "__aexit__", "__exit__")
+
+
+def _default_cleanup(obj: object) -> tuple[str, bool]:
+    cls = type(obj)
+    found = _default_cleanups.get(cls)
+    if found is not None:
+        return found
+    import inspect
+
+    for method in _CLEANUP_METHODS:
+        attr = getattr(obj, method, None)
+        if callable(attr):
+            is_async = method in {"aclose", "__aexit__"} or inspect.iscoroutinefunction(
+                attr
+            )
+            found = (method, is_async)
+            break
+    else:
+        raise TypeError(
+            f"{cls.__qualname__} object has no aclose(), close(), __aexit__() or "
+            "__exit__(); pass cleanup= to say how to clean it"
+        )
+    _default_cleanups[cls] = found
+    return found
+
+
+class _Entry:
+    """One tracked resource on a scope's stack."""
+
+    __slots__ = (
+        "_resource",
+        "cleanup",
+        "decision",
+        "is_async",
+        "key",
+        "kind",
+        "method",
+        "name",
+        "ref",
+        "reason",
+        "reserved",
+    )
+
+    def __init__(
+        self,
+        kind: Kind,
+        *,
+        resource: Resource | None = None,
+        ref: Callable[[], Any] | None = None,
+        method: str | None = None,
+        cleanup: Callable[..., Any] | None = None,
+        is_async: bool = False,
+        name: str | None = None,
+        reserved: bool = False,
+    ) -> None:
+        self.kind = kind
+        self._resource = resource
+        self.ref = ref
+        self.method = method
+        self.cleanup = cleanup
+        self.is_async = is_async
+        self.name = name
+        self.reserved = reserved
+        self.decision: Decision | None = None
+        self.reason: str | None = None
+        self.key: object = None
+
+    @property
+    def resource(self) -> Resource:
+        resource = self._resource
+        if resource is None:
+            obj = self.ref() if self.ref is not None else None
+            name = self.name or (
+                type(obj).__qualname__ if obj is not None else "collected object"
+            )
+            resource = self._resource = Resource(self.kind.name, name)
+        return resource
+
+    def target(self) -> tuple[bool, Callable[[], Any] | None]:
+        """Return (alive, the zero-argument call that cleans this entry)."""
+        if self.ref is None:
+            return True, None
+        obj = self.ref()
+        if obj is None:
+            return False, None
+        if self.method is not None:
+            return True, getattr(obj, self.method)
+        cleanup = self.cleanup
+        assert cleanup is not None
+        return True, lambda: cleanup(obj)
+
+    def __call__(self, *exc_details: object) -> None:
+        # Lets a plain ExitStack that received this entry through pop_all() clean it.
+        alive, call = self.target()
+        if alive and call is not None:
+            result = call()
+            if self.is_async:
+                anyio.run(lambda: result)
+
+
+class _ChildExit:
+    """The parent's stack entry for a child scope."""
+
+    __slots__ = ("child", "outcome")
+
+    def __init__(self, child: Scope) -> None:
+        self.child = child
+        self.outcome: Outcome | None = None
+
+    def __call__(self, *exc_details: Any) -> bool:
+        child = self.child
+        if child._outcome is None and self.outcome is not None:
+            child._outcome = self.outcome
+        return child.__exit__(*exc_details)
+
+    async def acall(self, *exc_details: Any) -> bool:
+        child = self.child
+        if child._outcome is None and self.outcome is not None:
+            child._outcome = self.outcome
+        return await child.__aexit__(*exc_details)
+
+
+class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
+    """
+    A stack of cleanups that also tracks resources: a drop-in superset of
+    :class:`contextlib.ExitStack` and :class:`contextlib.AsyncExitStack`.
+
+    Use it with ``with`` or ``async with``. Everything an exit stack does works
+    as in the standard library (``callback``, ``push``, ``enter_context``,
+    ``enter_async_context``, ``push_async_exit``, ``push_async_callback``,
+    ``pop_all``, ``close``, ``aclose``). On top of that, a scope tracks
+    *resources* — objects with a cleanup (:meth:`add`), things known by kind and
+    name (:meth:`track`, :meth:`reserve`) and what the kinds' helpers create
+    (:meth:`tempdir`, :meth:`popen`...) — and cleans them by its
+    :class:`~cleanroom.Policy` when it closes, according to how its body ended:
+
+    - a passed, skipped or interrupted body cleans what the policy's level
+      cleans;
+    - a failed body keeps external resources for debugging (each reported
+      with the command that deletes it) unless ``on_failure="clean"`` or
+      ``force=True``.
+
+    Every cleanup runs even when others raise or hang; failures of tracked
+    resources are raised together as one :class:`~cleanroom.CleanupError`.
+    Adjacent tracked resources of one kind are cleaned together (concurrently,
+    or in one bulk call); plain callbacks and objects of the default kind stay
+    strictly last-in, first-out.
+
+    Args:
+        name: A name for reports and the journal; by default a number.
+        parent: The scope whose policy this one inherits; by default none, and
+            the policy is resolved from the environment and ``pyproject.toml``.
+        policy: A whole policy to use instead of resolving one.
+        level: See :class:`~cleanroom.Policy`.
+        on_failure: See :class:`~cleanroom.Policy`.
+        force: See :class:`~cleanroom.Policy`.
+        wait_after: See :class:`~cleanroom.Policy`.
+        wait: See :class:`~cleanroom.Policy`.
+        timeout: See :class:`~cleanroom.Policy`.
+        concurrency: See :class:`~cleanroom.Policy`.
+        on_error: See :class:`~cleanroom.Policy`.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        parent: Scope | None = None,
+        policy: Policy | None = None,
+        level: str | Level | None = None,
+        on_failure: OnFailure | None = None,
+        force: bool | None = None,
+        wait_after: float | None = None,
+        wait: bool | None = None,
+        timeout: float | None = None,
+        concurrency: int | None = None,
+        on_error: OnError | None = None,
+    ) -> None:
+        self._exit_callbacks = deque()
+        self._name = name
+        self._parent = parent
+        overrides = {
+            key: value
+            for key, value in (
+                ("level", level),
+                ("on_failure", on_failure),
+                ("force", force),
+                ("wait_after", wait_after),
+                ("wait", wait),
+                ("timeout", timeout),
+                ("concurrency", concurrency),
+                ("on_error", on_error),
+            )
+            if value is not None
+        }
+        if overrides:
+            # Check values now, so that bad ones fail where they are written.
+            base = policy if policy is not None else Policy()
+            base.evolve(**overrides)
+        self._overrides = overrides
+        self._policy = policy if not overrides else None
+        self._base_policy = policy
+        self._outcome: Outcome | None = None
+        self._has_async = False
+        self._handles: dict[object, _Entry] = {}
+        self._kept: dict[int, str] = {}
+        self._dispositions: list[Disposition] = []
+        self._tokens: list[Any] = []
+        self._registry: Registry | None = None
+
+    # -- identity and policy ---------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The scope's name, as shown in reports and journal rows."""
+        if self._name is None:
+            self._name = f"scope-{id(self):x}"
+        return self._name
+
+    @property
+    def parent(self) -> Scope | None:
+        """The scope this one inherits its policy from, if any."""
+        return self._parent
+
+    @property
+    def policy(self) -> Policy:
+        """
+        The resolved policy: explicit settings over the parent's policy (or, for a
+        root scope, over the environment and ``pyproject.toml``).
+        """
+        policy = self._policy
+        if policy is None:
+            if self._base_policy is not None:
+                base = self._base_policy
+            elif self._parent is not None:
+                base = self._parent.policy
+            else:
+                base = Registry.default().base_policy()
+            policy = self._policy = base.evolve(**self._overrides)
+        return policy
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """The outcome set with :meth:`set_outcome`, if any."""
+        return self._outcome
+
+    def set_outcome(self, outcome: Outcome | str | None) -> None:
+        """
+        Declare how the guarded code ended, for integrations that know better
+        than the exception that reaches ``__exit__`` (a test whose failure was
+        already reported, for example). ``None`` goes back to judging by the
+        exception.
+        """
+        self._outcome = None if outcome is None else Outcome(outcome)
+
+    @property
+    def dispositions(self) -> tuple[Disposition, ...]:
+        """What became of the resources that were kept, failed or collected."""
+        return tuple(self._dispositions)
+
+    @property
+    def registry(self) -> Registry:
+        """The registry that hears of this scope's resources."""
+        registry = self._registry
+        if registry is None:
+            registry = self._registry = Registry.default()
+        return registry
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.name!r} "
+            f"entries={len(self._exit_callbacks)}>"
+        )
+
+    # -- the ExitStack protocol --------------------------------------------------
+
+    def _push_exit_callback(self, callback: Any, is_sync: bool = True) -> None:  # noqa: FBT001, FBT002
+        if not is_sync:
+            self._has_async = True
+        self._exit_callbacks.append((is_sync, callback))
+
+    def pop_all(self) -> Scope:
+        """
+        Move every cleanup and tracked resource to a new scope of the same
+        type, name and policy, and return it.
+        """
+        new = type(self)()
+        new._name = self._name
+        new._parent = self._parent
+        new._overrides = self._overrides
+        new._policy = self._policy
+        new._base_policy = self._base_policy
+        new._has_async = self._has_async
+        new._exit_callbacks = self._exit_callbacks
+        new._handles = self._handles
+        new._kept = self._kept
+        new._registry = self._registry
+        self._exit_callbacks = deque()
+        self._handles = {}
+        self._kept = {}
+        self._has_async = False
+        return new
+
+    def __enter__(self) -> Scope:
+        self._tokens.append(_context.current.set(self))
+        return self
+
+    async def __aenter__(self) -> Scope:
+        self._tokens.append(_context.current.set(self))
+        return self
+
+    def _reset_current(self) -> None:
+        if self._tokens:
+            token = self._tokens.pop()
+            try:
+                _context.current.reset(token)
+            except ValueError:
+                # Entered in another context (an async fixture's setup task).
+                _context.current.set(self._parent)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        self._reset_current()
+        if self._has_async and any(not is_sync for is_sync, _ in self._exit_callbacks):
+            library = _context.running_async_library()
+            if library is not None:
+                raise ScopeStateError(
+                    f"{self!r} has async cleanups and is closed with a sync "
+                    f"close()/with inside a running {library} event loop; use "
+                    "'await scope.aclose()' or 'async with' instead"
+                )
+            return anyio.run(self._unwind_async, (exc_type, exc, tb))
+        return self._unwind_sync((exc_type, exc, tb))
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        self._reset_current()
+        return await self._unwind_async((exc_type, exc, tb))
+
+    def close(self) -> None:
+        """Run every cleanup now, as if the ``with`` block ended without error."""
+        self.__exit__(None, None, None)
+
+    async def aclose(self) -> None:
+        """Run every cleanup now, as if the ``async with`` block ended without error."""
+        await self.__aexit__(None, None, None)
+
+    # -- unwinding ---------------------------------------------------------------
+
+    def _unwind_sync(self, exc_details: ExcDetails) -> bool:
+        received = exc_details[0] is not None
+        frame_exc = sys.exc_info()[1]
+        outcome = self._outcome or Outcome.from_exception(exc_details[1])
+        callbacks = self._exit_callbacks
+        pop = callbacks.pop
+        suppressed = False
+        pending = False
+        failures: list[tuple[Resource, BaseException]] = []
+        cleaned = 0
+        held: tuple[bool, Any] | None = None
+        while True:
+            if held is not None:
+                is_sync, cb = held
+                held = None
+            else:
+                try:
+                    is_sync, cb = pop()
+                except IndexError:
+                    break
+            kind_of_cb = type(cb)
+            if kind_of_cb is _Entry:
+                group, held = self._take_group(cb)
+                cleaned += self._settle_sync(group, outcome, failures)
+                continue
+            if kind_of_cb is _ChildExit:
+                cb.outcome = outcome
+            try:
+                if cb(*exc_details):
+                    suppressed = True
+                    pending = False
+                    exc_details = _NO_EXC
+            except BaseException:
+                new_details = sys.exc_info()
+                _chain(new_details[1], exc_details[1], frame_exc)
+                pending = True
+                exc_details = new_details  # type: ignore[assignment]
+        if cleaned and self._policy is not None and self._policy.wait_after:
+            time.sleep(self._policy.wait_after)
+        return self._finish(received, suppressed, pending, exc_details, failures)
+
+    async def _unwind_async(self, exc_details: ExcDetails) -> bool:
+        received = exc_details[0] is not None
+        frame_exc = sys.exc_info()[1]
+        outcome = self._outcome or Outcome.from_exception(exc_details[1])
+        callbacks = self._exit_callbacks
+        suppressed = False
+        pending = False
+        failures: list[tuple[Resource, BaseException]] = []
+        cleaned = 0
+        held: tuple[bool, Any] | None = None
+        with anyio.CancelScope(shield=True):
+            while True:
+                if held is not None:
+                    is_sync, cb = held
+                    held = None
+                else:
+                    try:
+                        is_sync, cb = callbacks.pop()
+                    except IndexError:
+                        break
+                kind_of_cb = type(cb)
+                if kind_of_cb is _Entry:
+                    group, held = self._take_group(cb)
+                    cleaned += await self._settle_async(group, outcome, failures)
+                    continue
+                try:
+                    if kind_of_cb is _ChildExit:
+                        cb.outcome = outcome
+                        suppress = await cb.acall(*exc_details)
+                    elif is_sync:
+                        suppress = cb(*exc_details)
+                    else:
+                        suppress = await cb(*exc_details)
+                    if suppress:
+                        suppressed = True
+                        pending = False
+                        exc_details = _NO_EXC
+                except BaseException:
+                    new_details = sys.exc_info()
+                    _chain(new_details[1], exc_details[1], frame_exc)
+                    pending = True
+                    exc_details = new_details  # type: ignore[assignment]
+            if cleaned and self._policy is not None and self._policy.wait_after:
+                await anyio.sleep(self._policy.wait_after)
+        return self._finish(received, suppressed, pending, exc_details, failures)
+
+    def _take_group(self, first: _Entry) -> tuple[list[_Entry], tuple[bool, Any] | None]:
+        """Pop the entries of *first*'s kind that lie directly below it."""
+        group = [first]
+        kind = first.kind
+        if not kind.concurrent:
+            return group, None
+        callbacks = self._exit_callbacks
+        while callbacks:
+            try:
+                item = callbacks.pop()
+            except IndexError:
+                break
+            cb = item[1]
+            if type(cb) is _Entry and cb.kind is kind:
+                group.append(cb)
+            else:
+                return group, item
+        return group, None
+
+    def _finish(
+        self,
+        received: bool,
+        suppressed: bool,
+        pending: bool,
+        exc_details: Any,
+        failures: list[tuple[Resource, BaseException]],
+    ) -> bool:
+        error: BaseException | None = None
+        if failures:
+            error = self._report_failures(failures)
+        if error is not None:
+            context = exc_details[1]
+            try:
+                raise error
+            except BaseException:
+                error.__context__ = context
+                raise
+        if pending:
+            fixed = exc_details[1].__context__
+            try:
+                raise exc_details[1]
+            except BaseException:
+                exc_details[1].__context__ = fixed
+                raise
+        return received and suppressed
+
+    def _report_failures(
+        self, failures: list[tuple[Resource, BaseException]]
+    ) -> BaseException | None:
+        interrupts = [exc for _, exc in failures if not isinstance(exc, Exception)]
+        errors = [(res, exc) for res, exc in failures if isinstance(exc, Exception)]
+        group: CleanupError | None = None
+        if errors:
+            names = ", ".join(get_kind_describe(res) for res, _ in errors)
+            message = (
+                f"{len(errors)} cleanup{'s' if len(errors) > 1 else ''} failed "
+                f"in scope {self.name!r}: {names}"
+            )
+            if self.policy.on_error == "warn":
+                for resource, exc in errors:
+                    warnings.warn(
+                        CleanupWarning(
+                            f"cleaning {get_kind_describe(resource)} failed: "
+                            f"{type(exc).__name__}: {exc}"
+                        ),
+                        stacklevel=4,
+                    )
+            else:
+                group = CleanupError(
+                    message,
+                    [exc for _, exc in errors],
+                    [res for res, _ in errors],
+                )
+        if interrupts:
+            interrupt = interrupts[0]
+            if group is not None:
+                interrupt.__context__ = group
+            return interrupt
+        return group
+
+    # -- settling groups of tracked resources -------------------------------------
+
+    def _decide(
+        self, group: list[_Entry], outcome: Outcome
+    ) -> tuple[list[_Entry], list[tuple[_Entry, Callable[[], Any]]]]:
+        """Split *group* into entries to keep and (entry, call) pairs to clean."""
+        policy = self.policy
+        keep: list[_Entry] = []
+        clean: list[tuple[_Entry, Callable[[], Any]]] = []
+        for entry in group:
+            self._handles.pop(entry.key, None)
+            kept_reason = self._kept.pop(id(entry), None)
+            if kept_reason is not None:
+                entry.decision = Decision.KEEP_FAILED
+                entry.reason = kept_reason
+                keep.append(entry)
+                continue
+            decision = policy.decide(entry.kind, outcome)
+            if decision is not Decision.CLEAN:
+                entry.decision = decision
+                entry.reason = (
+                    f"the {outcome.value} body's resources are kept "
+                    "(on_failure='keep'; use force=True to clean them)"
+                    if decision is Decision.KEEP_FAILED
+                    else f"level {policy.level.name!r} keeps {entry.kind.name}"
+                )
+                keep.append(entry)
+                continue
+            alive, call = entry.target()
+            if not alive:
+                self._settle(entry, State.COLLECTED)
+                continue
+            if call is None:
+                call = _declarative_call(entry, policy.wait)
+            clean.append((entry, call))
+        for entry in keep:
+            self._settle(entry, State.KEPT, reason=entry.reason)
+        return keep, clean
+
+    def _settle_sync(
+        self,
+        group: list[_Entry],
+        outcome: Outcome,
+        failures: list[tuple[Resource, BaseException]],
+    ) -> int:
+        _, clean = self._decide(group, outcome)
+        if not clean:
+            return 0
+        policy = self.policy
+        kind = clean[0][0].kind
+        results: Sequence[BaseException | None]
+        if kind is OBJECT:
+            results = [_call_sync(entry, call) for entry, call in clean]
+        elif kind.bulk and len(clean) > 1 and all(e.ref is None for e, _ in clean):
+            resources = [entry.resource for entry, _ in clean]
+            box: list[Sequence[BaseException | None]] = []
+            error = _run_threads(
+                [lambda: box.append(kind.delete_many(resources, wait=policy.wait))],
+                1,
+                policy.timeout,
+                [f"{len(resources)} {kind.name}"],
+            )[0]
+            results = list(box[0]) if error is None and box else [error] * len(clean)
+        else:
+            results = _run_threads(
+                [lambda e=entry, c=call: _call_sync(e, c) for entry, call in clean],
+                policy.concurrency,
+                policy.timeout,
+                [entry.kind.describe(entry.resource) for entry, _ in clean],
+            )
+        return self._record(clean, results, failures)
+
+    async def _settle_async(
+        self,
+        group: list[_Entry],
+        outcome: Outcome,
+        failures: list[tuple[Resource, BaseException]],
+    ) -> int:
+        _, clean = self._decide(group, outcome)
+        if not clean:
+            return 0
+        policy = self.policy
+        kind = clean[0][0].kind
+        timeout = policy.timeout
+        if kind.bulk and len(clean) > 1 and all(entry.ref is None for entry, _ in clean):
+            entries = [entry for entry, _ in clean]
+            box: list[Sequence[BaseException | None]] = []
+
+            async def bulk() -> None:
+                resources = [entry.resource for entry in entries]
+                box.append(await kind.adelete_many(resources, wait=policy.wait))
+
+            error = await _bounded(bulk, timeout, f"{len(entries)} {kind.name}")
+            results: Sequence[BaseException | None]
+            results = list(box[0]) if error is None and box else [error] * len(entries)
+        elif len(clean) == 1 or not kind.concurrent:
+            results = [
+                await _bounded(
+                    _async_call(entry, call, policy.wait),
+                    timeout,
+                    entry.kind.describe(entry.resource),
+                )
+                for entry, call in clean
+            ]
+        else:
+            slots: list[BaseException | None] = [None] * len(clean)
+            limiter = anyio.CapacityLimiter(policy.concurrency)
+
+            async def one(index: int, entry: _Entry, call: Callable[[], Any]) -> None:
+                async with limiter:
+                    slots[index] = await _bounded(
+                        _async_call(entry, call, policy.wait),
+                        timeout,
+                        entry.kind.describe(entry.resource),
+                    )
+
+            async with anyio.create_task_group() as tasks:
+                for index, (entry, call) in enumerate(clean):
+                    tasks.start_soon(one, index, entry, call)
+            results = slots
+        return self._record(clean, results, failures)
+
+    def _record(
+        self,
+        clean: list[tuple[_Entry, Callable[[], Any]]],
+        results: Sequence[BaseException | None],
+        failures: list[tuple[Resource, BaseException]],
+    ) -> int:
+        cleaned = 0
+        for (entry, _), error in zip(clean, results, strict=True):
+            if error is None:
+                cleaned += 1
+                self._settle(entry, State.CLEANED)
+            else:
+                resource = entry.resource
+                if isinstance(error, Exception):
+                    error.add_note(
+                        f"while cleaning {entry.kind.describe(resource)} "
+                        f"in scope {self.name!r}"
+                    )
+                failures.append((resource, error))
+                self._settle(entry, State.FAILED, error=error)
+        return cleaned
+
+    def _settle(
+        self,
+        entry: _Entry,
+        state: State,
+        *,
+        reason: str | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        registry = self.registry
+        if state is State.CLEANED:
+            registry._cleaned(self, entry._resource)
+            return
+        resource = entry.resource
+        hint = None if state is State.COLLECTED else entry.kind.delete_hint(resource)
+        if state is State.FAILED and error is not None:
+            reason = f"{type(error).__name__}: {error}"
+        disposition = Disposition(resource, state, reason=reason, hint=hint, error=error)
+        self._dispositions.append(disposition)
+        if state is State.KEPT:
+            log.warning(
+                "kept %s: %s; delete it with: %s",
+                entry.kind.describe(resource),
+                reason,
+                hint,
+            )
+        elif state is State.COLLECTED:
+            log.debug("%s was garbage-collected before its scope closed", resource)
+        registry._settled(self, disposition)
+
+    # -- tracking ----------------------------------------------------------------
+
+    @overload
+    def add(
+        self,
+        obj: T,
+        cleanup: Callable[[T], Any] | None = None,
+        *,
+        kind: str | Kind = "object",
+        name: str | None = None,
+        weak: bool | None = None,
+    ) -> T: ...
+
+    @overload
+    def add(
+        self,
+        obj: T,
+        cleanup: Callable[[T], Awaitable[Any]],
+        *,
+        kind: str | Kind = "object",
+        name: str | None = None,
+        weak: bool | None = None,
+    ) -> T: ...
+
+    def add(
+        self,
+        obj: T,
+        cleanup: Callable[[T], Any] | None = None,
+        *,
+        kind: str | Kind = "object",
+        name: str | None = None,
+        weak: bool | None = None,
+    ) -> T:
+        """
+        Track *obj* and clean it when the scope closes; return *obj*.
+
+        Args:
+            obj: Any object.
+            cleanup: Called with *obj* to clean it, sync or async; a bound
+                method of *obj* itself (``obj.stop``) is called with no
+                argument. By default the object's ``aclose()``, ``close()``,
+                ``__aexit__()`` or ``__exit__()``, whichever it has first.
+            kind: The default ``"object"`` is cleaned strictly last-in,
+                first-out; adjacent objects of a kind you name (``"websocket"``)
+                are cleaned together, concurrently.
+            name: How reports name it; by default its type's name.
+            weak: Hold *obj* weakly so that tracking never keeps it alive.
+                By default, whenever *obj* supports weak references. An object
+                collected before the scope closes is reported, not cleaned.
+
+        Returns:
+            *obj*, so that ``conn = scope.add(connect())`` works.
+
+        Raises:
+            TypeError: When *obj* has no known cleanup and none is given, or
+                *weak* is true and *obj* does not support weak references.
+        """
+        kind_obj = object_kind(kind)
+        method: str | None = None
+        call: Callable[..., Any] | None = None
+        if cleanup is None:
+            method, is_async = _default_cleanup(obj)
+        else:
+            if not callable(cleanup):
+                raise TypeError(f"cleanup must be callable, not {cleanup!r}")
+            bound_self = getattr(cleanup, "__self__", None)
+            if bound_self is obj and hasattr(cleanup, "__func__"):
+                call = cleanup.__func__
+            else:
+                call = cleanup
+            is_async = _is_async_callable(cleanup)
+        ref: Callable[[], Any]
+        if weak is False:
+            ref = _Strong(obj)
+        else:
+            try:
+                ref = weakref.ref(obj)
+            except TypeError:
+                if weak:
+                    raise TypeError(
+                        f"{type(obj).__qualname__} objects do not support weak "
+                        "references; pass weak=False"
+                    ) from None
+                ref = _Strong(obj)
+        entry = _Entry(
+            kind_obj, ref=ref, method=method, cleanup=call, is_async=is_async, name=name
+        )
+        entry.key = id(obj)
+        self._handles[entry.key] = entry
+        if is_async:
+            self._has_async = True
+        self._exit_callbacks.append((not is_async, entry))
+        return obj
+
+    def track(self, kind: str | Kind, name: str, **identity: Any) -> Resource:
+        """
+        Track a resource known by *kind* and *name*, cleaned by the kind's backend.
+
+        Args:
+            kind: A registered kind's name or alias (``"jobs"``, ``"process"``) or
+                a :class:`~cleanroom.Kind`.
+            name: The resource's name within its kind.
+            identity: What else the backend needs (``namespace=...``).
+
+        Returns:
+            The resource, a handle for :meth:`keep`, :meth:`release` and
+            :meth:`forget`.
+
+        Raises:
+            UnknownKindError: When no kind has that name.
+        """
+        kind_obj = get_kind(kind)
+        resource = self._new_resource(kind_obj, name, identity)
+        return self._register(kind_obj, resource)
+
+    def reserve(self, kind: str | Kind, name: str, **identity: Any) -> Resource:
+        """
+        Record a resource's name *before* creating it.
+
+        A create that times out may still produce the resource later: at
+        cleanup the scope deletes it if it exists or appears within the kind's
+        grace period, and counts "never appeared" as success.
+
+        Returns:
+            The resource, a handle like :meth:`track`'s.
+        """
+        kind_obj = get_kind(kind)
+        resource = self._new_resource(kind_obj, name, identity)
+        self.registry._intent(self, resource)
+        entry = _Entry(kind_obj, resource=resource, reserved=True)
+        entry.key = resource
+        self._handles[resource] = entry
+        self._exit_callbacks.append((True, entry))
+        return resource
+
+    def _new_resource(
+        self, kind: Kind, name: str, identity: dict[str, Any]
+    ) -> Resource:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"a resource name must be a non-empty str, not {name!r}")
+        return Resource(kind.name, name, identity, scope=self.name, declarative=True)
+
+    def _register(
+        self, kind: Kind, resource: Resource, *, keys: Iterable[object] = ()
+    ) -> Resource:
+        """Push a declarative *resource* that exists now, and tell the journal."""
+        entry = _Entry(kind, resource=resource)
+        entry.key = resource
+        self._handles[resource] = entry
+        for key in keys:
+            self._handles[key] = entry
+        self.registry._created(self, resource)
+        self._exit_callbacks.append((True, entry))
+        return resource
+
+    def _intent(self, kind: Kind, name: str, **identity: Any) -> Resource:
+        """Journal the intent to create a resource; call :meth:`_register` after."""
+        resource = self._new_resource(kind, name, identity)
+        self.registry._intent(self, resource)
+        return resource
+
+    def _find(self, handle: object) -> _Entry:
+        entry = self._handles.get(handle if isinstance(handle, Resource) else id(handle))
+        if entry is None and not isinstance(handle, Resource):
+            entry = self._handles.get(handle)  # type: ignore[arg-type]
+        if entry is None or entry not in (cb for _, cb in self._exit_callbacks):
+            raise ScopeStateError(f"{handle!r} is not tracked by {self!r}")
+        if entry.ref is not None and not isinstance(handle, Resource):
+            if entry.ref() is not handle:
+                raise ScopeStateError(f"{handle!r} is not tracked by {self!r}")
+        return entry
+
+    def resources(self) -> list[Resource]:
+        """
+        Return the tracked resources not yet cleaned, most recent first.
+        """
+        return [cb.resource for _, cb in reversed(self._exit_callbacks) if type(cb) is _Entry]
+
+    def keep(self, handle: object = None, reason: str = "kept on request") -> None:
+        """
+        Keep a tracked resource (or, with no handle, every one tracked so far)
+        instead of cleaning it; it is reported, with how to delete it, when the
+        scope closes.
+
+        Args:
+            handle: What :meth:`add`, :meth:`track` or a helper returned.
+            reason: Why, for the report.
+        """
+        if handle is None:
+            for _, cb in self._exit_callbacks:
+                if type(cb) is _Entry:
+                    self._kept[id(cb)] = reason
+            return
+        self._kept[id(self._find(handle))] = reason
+
+    def forget(self, handle: object) -> None:
+        """Stop tracking a resource without cleaning it."""
+        entry = self._find(handle)
+        self._remove(entry)
+        self._settle(entry, State.FORGOTTEN, reason="forgotten on request")
+
+    def release(self, handle: object) -> None:
+        """
+        Clean a tracked resource now, whatever the policy, and stop tracking it.
+
+        Raises:
+            CleanupError: When the cleanup fails (or a warning, with
+                ``on_error="warn"``).
+        """
+        entry = self._find(handle)
+        self._remove(entry)
+        failures: list[tuple[Resource, BaseException]] = []
+        self._kept.pop(id(entry), None)
+        self._settle_sync([entry], Outcome.PASSED, failures)
+        if failures:
+            error = self._report_failures(failures)
+            if error is not None:
+                raise error
+
+    async def arelease(self, handle: object) -> None:
+        """Clean a tracked resource now from async code; see :meth:`release`."""
+        entry = self._find(handle)
+        self._remove(entry)
+        failures: list[tuple[Resource, BaseException]] = []
+        self._kept.pop(id(entry), None)
+        with anyio.CancelScope(shield=True):
+            await self._settle_async([entry], Outcome.PASSED, failures)
+        if failures:
+            error = self._report_failures(failures)
+            if error is not None:
+                raise error
+
+    def _remove(self, entry: _Entry) -> None:
+        for item in self._exit_callbacks:
+            if item[1] is entry:
+                self._exit_callbacks.remove(item)
+                break
+        self._handles.pop(entry.key, None)
+        stale = [key for key, value in self._handles.items() if value is entry]
+        for key in stale:
+            del self._handles[key]
+
+    def child(
+        self,
+        name: str,
+        *,
+        level: str | Level | None = None,
+        on_failure: OnFailure | None = None,
+        force: bool | None = None,
+        wait_after: float | None = None,
+        wait: bool | None = None,
+        timeout: float | None = None,
+        concurrency: int | None = None,
+        on_error: OnError | None = None,
+    ) -> Scope:
+        """
+        Return a nested scope that inherits this one's policy (with the given
+        settings changed) and closes, at the latest, when this one does.
+
+        Use it with ``with`` or ``async with`` to close it earlier.
+        """
+        child = type(self)(
+            f"{self.name}/{name}",
+            parent=self,
+            level=level,
+            on_failure=on_failure,
+            force=force,
+            wait_after=wait_after,
+            wait=wait,
+            timeout=timeout,
+            concurrency=concurrency,
+            on_error=on_error,
+        )
+        child._registry = self._registry
+        self._exit_callbacks.append((True, _ChildExit(child)))
+        return child
+
+    # -- helpers of the built-in kinds --------------------------------------------
+
+    def tempdir(
+        self,
+        suffix: str | None = None,
+        prefix: str | None = None,
+        dir: str | os.PathLike[str] | None = None,  # noqa: A002
+    ) -> Path:
+        """
+        Create a temporary directory that the scope deletes; return its path.
+
+        Arguments are those of :func:`tempfile.mkdtemp`.
+        """
+        from .kinds import files
+
+        return files.tempdir(self, suffix=suffix, prefix=prefix, dir=dir)
+
+    def tempfile(
+        self,
+        suffix: str | None = None,
+        prefix: str | None = None,
+        dir: str | os.PathLike[str] | None = None,  # noqa: A002
+    ) -> Path:
+        """
+        Create an empty temporary file that the scope deletes; return its path.
+
+        Arguments are those of :func:`tempfile.mkstemp`.
+        """
+        from .kinds import files
+
+        return files.tempfile(self, suffix=suffix, prefix=prefix, dir=dir)
+
+    def track_path(
+        self, path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None
+    ) -> Path:
+        """
+        Delete *path* (a file, link or directory tree) when the scope closes.
+
+        Raises:
+            UnsafePathError: When the path is not inside an allowed root (*root*,
+                the temporary directory or the current directory), or is ``/``,
+                a home directory or a root itself.
+        """
+        from .kinds import files
+
+        return files.track_path(self, path, root=root)
+
+    def track_glob(self, pattern: str, root: str | os.PathLike[str]) -> Resource:
+        """
+        Delete, when the scope closes, what matches *pattern* under *root* and
+        did not exist when this was called.
+        """
+        from .kinds import files
+
+        return files.track_glob(self, pattern, root)
+
+    def watch(
+        self, root: str | os.PathLike[str], patterns: Sequence[str] | None = None
+    ) -> Resource:
+        """
+        Delete, when the scope closes, what appeared under *root* (matching any
+        of *patterns*, if given) while the scope was open.
+        """
+        from .kinds import files
+
+        return files.watch(self, root, patterns)
+
+    def popen(self, args: Sequence[str | os.PathLike[str]], **kwargs: Any) -> subprocess.Popen[Any]:
+        """
+        Start a process in a new process group, like :class:`subprocess.Popen`;
+        the scope terminates the group, waits, kills and reaps it.
+        """
+        from .kinds import processes
+
+        return processes.popen(self, args, **kwargs)
+
+    def track_pid(self, pid: int) -> Resource:
+        """
+        Track a running process by pid (its start time guards against pid reuse).
+        """
+        from .kinds import processes
+
+        return processes.track_pid(self, pid)
+
+    def start_soon(
+        self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None
+    ) -> Resource:
+        """
+        Start ``fn(*args)`` as a background task of the running event loop; the
+        scope cancels and awaits it when it closes.
+
+        Raises:
+            ScopeStateError: When no event loop is running in this thread.
+        """
+        from .kinds import tasks
+
+        return tasks.start_soon(self, fn, *args, name=name)
+
+    def __del__(self) -> None:
+        try:
+            pending = [cb for _, cb in self._exit_callbacks if type(cb) is _Entry]
+        except AttributeError:
+            return
+        if pending:
+            names = ", ".join(cb.kind.describe(cb.resource) for cb in pending[:5])
+            more = f" and {len(pending) - 5} more" if len(pending) > 5 else ""
+            warnings.warn(
+                f"{self!r} was never closed; its tracked resources were not "
+                f"cleaned: {names}{more}",
+                ResourceWarning,
+                stacklevel=1,
+                source=self,
+            )
+
+
+class _Strong:
+    """A strong reference with the call interface of :class:`weakref.ref`."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+    def __call__(self) -> object:
+        return self.obj
+
+
+def _chain(new: BaseException | None, old: BaseException | None, frame_exc: BaseException | None) -> None:
+    """Make *new*'s context chain end at *old*, as nested ``with`` blocks would."""
+    if new is None:
+        return
+    while True:
+        context = new.__context__
+        if context is None or context is old:
+            return
+        if context is frame_exc:
+            break
+        new = context
+    new.__context__ = old
+
+
+def _is_async_callable(fn: Callable[..., Any]) -> bool:
+    import inspect
+
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004
+    )
+
+
+def get_kind_describe(resource: Resource) -> str:
+    try:
+        return get_kind(resource.kind).describe(resource)
+    except LookupError:
+        return f"{resource.kind} {resource.name!r}"
+
+
+def _declarative_call(entry: _Entry, wait: bool) -> Callable[[], Any]:
+    kind = entry.kind
+    resource = entry.resource
+    if entry.reserved:
+        return lambda: _clean_reserved(kind, resource, wait=wait)
+    return lambda: kind.delete(resource, wait=wait)
+
+
+def _clean_reserved(kind: Kind, resource: Resource, *, wait: bool) -> None:
+    deadline = time.monotonic() + kind.grace
+    while True:
+        if kind.exists(resource):
+            kind.delete(resource, wait=wait)
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        time.sleep(min(0.05, remaining))
+
+
+def _call_sync(entry: _Entry, call: Callable[[], Any]) -> BaseException | None:
+    try:
+        result = call()
+        if entry.is_async:
+            # Only reached from sync unwinding without a loop: run it in a fresh one.
+            async def await_it() -> None:
+                await result
+
+            anyio.run(await_it)
+    except BaseException as exc:
+        return exc
+    return None
+
+
+def _async_call(
+    entry: _Entry, call: Callable[[], Any], wait: bool
+) -> Callable[[], Awaitable[Any]]:
+    if entry.ref is None:
+        kind = entry.kind
+        resource = entry.resource
+        if entry.reserved:
+            return lambda: anyio.to_thread.run_sync(
+                lambda: _clean_reserved(kind, resource, wait=wait),
+                abandon_on_cancel=True,
+            )
+        return lambda: kind.adelete(resource, wait=wait)
+    if entry.is_async:
+        return call
+    if entry.kind.external:
+        return lambda: anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+
+    async def inline() -> None:
+        call()
+
+    return inline
+
+
+async def _bounded(
+    fn: Callable[[], Awaitable[Any]], timeout: float | None, what: str
+) -> BaseException | None:
+    """Await ``fn()``; return ``None``, its error, or a CleanupTimeout."""
+    try:
+        with anyio.move_on_after(timeout) as cancel_scope:
+            await fn()
+    except Exception as exc:
+        return exc
+    if cancel_scope.cancelled_caught:
+        return CleanupTimeout(f"cleaning {what} took longer than {timeout} s")
+    return None
+
+
+def _run_threads(
+    calls: list[Callable[[], BaseException | None]],
+    concurrency: int,
+    timeout: float | None,
+    names: list[str],
+) -> list[BaseException | None]:
+    """
+    Run *calls* on daemon threads, at most *concurrency* at once, each bounded
+    by *timeout*; a call past its time is abandoned and reported.
+    """
+    count = len(calls)
+    results: list[BaseException | None] = [None] * count
+    started: list[float | None] = [None] * count
+    done = [False] * count
+    queue = deque(range(count))
+    condition = threading.Condition()
+
+    def worker() -> None:
+        while True:
+            with condition:
+                if not queue:
+                    return
+                index = queue.popleft()
+                started[index] = time.monotonic()
+            try:
+                outcome = calls[index]()
+            except BaseException as exc:
+                outcome = exc
+            with condition:
+                if not done[index]:
+                    results[index] = outcome
+                    done[index] = True
+                condition.notify_all()
+
+    def spawn() -> None:
+        threading.Thread(target=worker, name="cleanroom-cleanup", daemon=True).start()
+
+    for _ in range(min(count, concurrency)):
+        spawn()
+    with condition:
+        while not all(done):
+            now = time.monotonic()
+            wake: float | None = None
+            for index in range(count):
+                begun = started[index]
+                if done[index] or begun is None or timeout is None:
+                    continue
+                deadline = begun + timeout
+                if deadline <= now:
+                    done[index] = True
+                    results[index] = CleanupTimeout(
+                        f"cleaning {names[index]} took longer than {timeout} s"
+                    )
+                    if queue:
+                        spawn()
+                elif wake is None or deadline < wake:
+                    wake = deadline
+            if all(done):
+                break
+            condition.wait(None if wake is None else max(0.0, wake - now))
+    return results
