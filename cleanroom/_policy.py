@@ -403,6 +403,7 @@ class Policy:
         cls,
         *layers: Mapping[str, Any] | None,
         environ: Mapping[str, str] | None = None,
+        config: Mapping[str, Any] | None = None,
         start: Path | None = None,
     ) -> Policy:
         """
@@ -415,6 +416,8 @@ class Policy:
                 ``None`` values and ``None`` layers are skipped.
             environ: Where to read ``CLEANROOM_*`` variables; ``os.environ``
                 by default.
+            config: Settings from a configuration file that ranks below the
+                environment and above ``pyproject.toml`` (pytest's ini keys).
             start: Where to start looking for ``pyproject.toml``; the current
                 directory by default.
 
@@ -435,6 +438,11 @@ class Policy:
                     merged.setdefault(name, value)
         for name, value in env_settings(environ).items():
             merged.setdefault(name, value)
+        if config:
+            _check_names(config, "policy setting")
+            for name, value in config.items():
+                if value is not None:
+                    merged.setdefault(name, value)
         for name, value in project_settings(start).items():
             merged.setdefault(name, value)
         return cls(**merged)

@@ -74,9 +74,10 @@ class Registry:
     _default: ClassVar[Registry | None] = None
     _default_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, policy: Mapping[str, Any] | None = None) -> None:
+    def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._policy_layer = dict(policy or {})
+        self._options: dict[str, Any] = {}
+        self._config: dict[str, Any] = {}
         self._session: Scope | None = None
         self._listeners: list[Listener] = []
         self._report = Report()
@@ -95,28 +96,35 @@ class Registry:
 
     def base_policy(self) -> Policy:
         """
-        Return the policy root scopes start from: this registry's settings
-        (the pytest plugin's options, for example) over the environment and
-        ``pyproject.toml``.
+        Return the policy root scopes start from: command-line options over
+        the environment, over configuration-file settings, over
+        ``[tool.cleanroom]`` in ``pyproject.toml``, over the defaults.
         """
-        return Policy.resolve(self._policy_layer)
+        return Policy.resolve(self._options, config=self._config)
 
-    def configure(self, **settings: Any) -> None:
+    def configure(
+        self,
+        *,
+        options: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
         """
-        Set policy settings that root scopes use unless they are given others;
-        ``None`` removes a setting.
+        Set the policy settings that root scopes start from.
+
+        Args:
+            options: Settings given on a command line; they win over the
+                environment. ``None`` values are ignored.
+            config: Settings from a configuration file (pytest's ini keys);
+                the environment wins over them.
 
         Raises:
-            PolicyError: On an unknown setting or bad value.
+            PolicyError: On an unknown setting or bad value; nothing changes.
         """
-        layer = dict(self._policy_layer)
-        for key, value in settings.items():
-            if value is None:
-                layer.pop(key, None)
-            else:
-                layer[key] = value
-        Policy.resolve(layer)
-        self._policy_layer = layer
+        new_options = dict(self._options if options is None else options)
+        new_config = dict(self._config if config is None else config)
+        Policy.resolve(new_options, config=new_config)
+        self._options = {k: v for k, v in new_options.items() if v is not None}
+        self._config = {k: v for k, v in new_config.items() if v is not None}
 
     @property
     def session(self) -> Scope:
