@@ -6,13 +6,14 @@ tracked resource.
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
 
-from ._policy import Policy
+from ._policy import Policy, env_settings
 from ._resource import Disposition, Resource, State
 
 if TYPE_CHECKING:
@@ -41,7 +42,15 @@ class Listener(Protocol):
 class Report:
     """
     Counts of what the process's scopes did with their tracked resources, and
-    the kept, failed and collected ones themselves.
+    the kept and failed ones themselves.
+
+    Attributes:
+        cleaned: How many tracked resources were cleaned.
+        kept: The kept resources, each with why and how to delete it.
+        failed: The resources whose cleanup failed.
+        collected: How many weakly tracked objects were garbage-collected
+            before their scope closed.
+        forgotten: How many resources were forgotten on request.
 
     .. versionadded:: 0.1.0
     """
@@ -49,7 +58,7 @@ class Report:
     cleaned: int = 0
     kept: list[Disposition] = attrs.Factory(list)
     failed: list[Disposition] = attrs.Factory(list)
-    collected: list[Disposition] = attrs.Factory(list)
+    collected: int = 0
     forgotten: int = 0
 
     def __bool__(self) -> bool:
@@ -78,6 +87,7 @@ class Registry:
         self._lock = threading.RLock()
         self._options: dict[str, Any] = {}
         self._config: dict[str, Any] = {}
+        self._base_cache: tuple[tuple[Any, ...], Policy] | None = None
         self._session: Scope | None = None
         self._listeners: list[Listener] = []
         self._report = Report()
@@ -99,8 +109,17 @@ class Registry:
         Return the policy root scopes start from: command-line options over
         the environment, over configuration-file settings, over
         ``[tool.cleanroom]`` in ``pyproject.toml``, over the defaults.
+
+        The result is reused while the ``CLEANROOM_*`` variables and the
+        current directory stay the same.
         """
-        return Policy.resolve(self._options, config=self._config)
+        key = (tuple(env_settings().items()), os.getcwd())
+        cached = self._base_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        policy = Policy.resolve(self._options, config=self._config)
+        self._base_cache = (key, policy)
+        return policy
 
     def configure(
         self,
@@ -125,6 +144,7 @@ class Registry:
         Policy.resolve(new_options, config=new_config)
         self._options = {k: v for k, v in new_options.items() if v is not None}
         self._config = {k: v for k, v in new_config.items() if v is not None}
+        self._base_cache = None
 
     @property
     def session(self) -> Scope:
@@ -198,6 +218,10 @@ class Registry:
             for listener in self._listeners:
                 listener.settled(scope, disposition)
 
+    def _collected(self, scope: Scope, entry: object) -> None:  # noqa: ARG002
+        with self._lock:
+            self._report.collected += 1
+
     def _settled(self, scope: Scope, disposition: Disposition) -> None:
         with self._lock:
             report = self._report
@@ -205,8 +229,6 @@ class Registry:
                 report.kept.append(disposition)
             elif disposition.state is State.FAILED:
                 report.failed.append(disposition)
-            elif disposition.state is State.COLLECTED:
-                report.collected.append(disposition)
             elif disposition.state is State.FORGOTTEN:
                 report.forgotten += 1
         for listener in self._listeners:

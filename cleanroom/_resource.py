@@ -82,8 +82,6 @@ class State(enum.Enum):
     KEPT = "kept"
     #: Its cleanup raised or timed out.
     FAILED = "failed"
-    #: A weakly tracked object was garbage-collected before its scope closed.
-    COLLECTED = "collected"
     #: Removed from tracking without cleaning, on request.
     FORGOTTEN = "forgotten"
 

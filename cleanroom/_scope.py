@@ -249,6 +249,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         self._handles: dict[object, _Entry] = {}
         self._kept: dict[int, str] = {}
         self._dispositions: list[Disposition] = []
+        self._collected = 0
         self._tokens: list[Any] = []
         self._registry: Registry | None = None
 
@@ -299,8 +300,16 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
 
     @property
     def dispositions(self) -> tuple[Disposition, ...]:
-        """What became of the resources that were kept, failed or collected."""
+        """What became of the resources that were kept, failed or forgotten."""
         return tuple(self._dispositions)
+
+    @property
+    def collected(self) -> int:
+        """
+        How many weakly tracked objects were garbage-collected before the
+        scope closed (so there was nothing left to clean).
+        """
+        return self._collected
 
     @property
     def registry(self) -> Registry:
@@ -596,7 +605,8 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                 continue
             alive, call = entry.target()
             if not alive:
-                self._settle(entry, State.COLLECTED)
+                self._collected += 1
+                self.registry._collected(self, entry)
                 continue
             if call is None:
                 call = _declarative_call(entry, policy.wait)
@@ -723,7 +733,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
             registry._cleaned(self, entry._resource)
             return
         resource = entry.resource
-        hint = None if state is State.COLLECTED else entry.kind.delete_hint(resource)
+        hint = entry.kind.delete_hint(resource)
         if state is State.FAILED and error is not None:
             reason = f"{type(error).__name__}: {error}"
         disposition = Disposition(resource, state, reason=reason, hint=hint, error=error)
@@ -735,8 +745,6 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                 reason,
                 hint,
             )
-        elif state is State.COLLECTED:
-            log.debug("%s was garbage-collected before its scope closed", resource)
         registry._settled(self, disposition)
 
     # -- tracking ----------------------------------------------------------------
