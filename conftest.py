@@ -1,0 +1,99 @@
+"""
+Run every code example of the documentation, the README and the docstrings.
+
+Python blocks run in one namespace per document, inside a fresh temporary
+directory that is the current directory while the document's examples run.
+A block whose first line is a comment naming a test file (``# test_demo.py``)
+is written to that file and run by pytest in a subprocess, which must pass.
+"""
+
+from __future__ import annotations
+
+import doctest
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# Import the installed package before pytest collects ``cleanroom/`` for its
+# docstrings, so that pytest reuses it instead of importing the source tree.
+import cleanroom  # noqa: F401
+from sybil import Example, Sybil
+from sybil.evaluators.python import PythonEvaluator
+from sybil.parsers import myst, rest
+
+_TEST_FILE = re.compile(r"\A# (test_\w+\.py)\n")
+_python = PythonEvaluator()
+
+
+def _evaluate(example: Example) -> None:
+    """Run a Python block, or a test file through pytest when it names one."""
+    source = str(example.parsed)
+    match = _TEST_FILE.match(source)
+    if match is None:
+        _python(example)
+        return
+    test_file = Path.cwd() / match.group(1)
+    test_file.write_text(source, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test_file],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"pytest {match.group(1)} exited with {result.returncode}:\n"
+            f"{result.stdout}{result.stderr}"
+        )
+
+
+class _MystPythonParser(myst.PythonCodeBlockParser):
+    """MyST's Python block parser, evaluating blocks with :func:`_evaluate`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.codeblock_parser = myst.CodeBlockParser("python", _evaluate)
+
+
+def _setup(namespace: dict[str, Any]) -> None:
+    namespace["__cwd__"] = Path.cwd()
+    namespace["__tmp__"] = Path(tempfile.mkdtemp(prefix="cleanroom-docs-"))
+    os.chdir(namespace["__tmp__"])
+
+
+def _teardown(namespace: dict[str, Any]) -> None:
+    os.chdir(namespace["__cwd__"])
+    shutil.rmtree(namespace["__tmp__"], ignore_errors=True)
+
+
+pytest_collect_file = (
+    Sybil(
+        parsers=[
+            _MystPythonParser(),
+            myst.DocTestDirectiveParser(),
+            myst.SkipParser(),
+            myst.ClearNamespaceParser(),
+        ],
+        patterns=["README.md", "docs/*.md"],
+        setup=_setup,
+        teardown=_teardown,
+        name="docs",
+    )
+    + Sybil(
+        parsers=[
+            rest.DocTestParser(optionflags=doctest.ELLIPSIS),
+            rest.PythonCodeBlockParser(),
+            rest.SkipParser(),
+        ],
+        patterns=["cleanroom/*.py", "cleanroom/*/*.py"],
+        setup=_setup,
+        teardown=_teardown,
+        name="docstrings",
+    )
+).pytest()
