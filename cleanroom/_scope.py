@@ -40,6 +40,7 @@ _NO_EXC: ExcDetails = (None, None, None)
 # Per type: the name of the method that closes an instance, and whether it is async.
 _default_cleanups: dict[type, tuple[str, bool]] = {}
 _CLEANUP_METHODS = ("aclose", "close", "__aexit__", "__exit__")
+_EXIT_METHODS = frozenset({"__aexit__", "__exit__"})
 
 
 def _default_cleanup(obj: object) -> tuple[str, bool]:
@@ -125,8 +126,12 @@ class _Entry:
         obj = self.ref()
         if obj is None:
             return False, None
-        if self.method is not None:
-            return True, getattr(obj, self.method)
+        method = self.method
+        if method is not None:
+            bound = getattr(obj, method)
+            if method in _EXIT_METHODS:
+                return True, lambda: bound(None, None, None)
+            return True, bound
         cleanup = self.cleanup
         assert cleanup is not None
         return True, lambda: cleanup(obj)
