@@ -19,12 +19,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-# Import the installed package before pytest collects ``cleanroom/`` for its
-# docstrings, so that pytest reuses it instead of importing the source tree.
-import cleanroom  # noqa: F401
 from sybil import Example, Sybil
 from sybil.evaluators.python import PythonEvaluator
 from sybil.parsers import myst, rest
+
+# Import the installed package before pytest collects ``cleanroom/`` for its
+# docstrings, so that pytest reuses it instead of importing the source tree.
+import cleanroom  # noqa: F401
 
 _TEST_FILE = re.compile(r"\A# (test_\w+\.py)\n")
 _python = PythonEvaluator()

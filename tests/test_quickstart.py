@@ -23,7 +23,7 @@ class TestQuickStart:
         readme = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
         line = next(x for x in readme if x.endswith(".venv/bin/pytest"))
         result = subprocess.run(
-            ["bash", "-c", 'source .ci/run && readme_test_line'],
+            ["bash", "-c", "source .ci/run && readme_test_line"],
             cwd=ROOT,
             capture_output=True,
             text=True,

@@ -1,0 +1,90 @@
+"""
+Development sessions: ``nox -s tests``, ``integration``, ``lint``, ``mypy``,
+``docs`` and ``bench``. Plain ``nox`` runs lint, mypy, tests and docs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.10.9"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "mypy", "tests", "docs"]
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+PYTHON_VERSIONS = nox.project.python_versions(PYPROJECT)
+
+
+def install(session: nox.Session, *groups: str, package: str | None = None) -> None:
+    """
+    Install dependency *groups* from pyproject.toml, and the *package* (such as
+    ``".[all]"``) not editable, so that tests import it as users would.
+    """
+    targets = nox.project.dependency_groups(PYPROJECT, *groups)
+    session.install(*targets, *([package] if package else []))
+
+
+@nox.session(python=PYTHON_VERSIONS)
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite, examples in the docs included."""
+    install(session, "tests", package=".[all]")
+    session.run("pytest", *session.posargs, env={"PYTHONDEVMODE": "1"})
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Run the tests that need Docker or the Kubernetes emulator, and only those."""
+    install(session, "tests", package=".[all]")
+    session.run(
+        "pytest",
+        "-m",
+        "docker or kubernetes",
+        *session.posargs,
+        env={"CLEANROOM_REQUIRE_DOCKER": "1"},
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check the code with ruff, and that it is formatted."""
+    install(session, "lint")
+    session.run("ruff", "check", *session.posargs, ".")
+    session.run("ruff", "format", "--check", *session.posargs, ".")
+
+
+@nox.session
+def mypy(session: nox.Session) -> None:
+    """Type-check the package and the typing tests, strictly."""
+    install(session, "typing", package=".[all]")
+    session.run("mypy", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the HTML documentation; any warning fails the build."""
+    install(session, "docs", package=".")
+    session.run(
+        "sphinx-build",
+        "-n",
+        "-W",
+        "--keep-going",
+        "-b",
+        "html",
+        *session.posargs,
+        "docs",
+        "docs/_build/html",
+    )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks and print what they measured."""
+    script = ROOT / "bench" / "run.py"
+    if not script.is_file():
+        session.skip("bench/run.py does not exist")
+    install(session, "bench", package=".[all]")
+    session.run("python", str(script), *session.posargs)
