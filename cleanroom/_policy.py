@@ -102,6 +102,10 @@ PODS: Final = Level("pods", categories=("runtime",))
 ALL: Final = Level("all", categories=CATEGORIES)
 
 _levels: dict[str, Level] = {level.name: level for level in (NONE, PODS, ALL)}
+
+
+def _level_key(name: str) -> str:
+    return name.strip().lower()
 _levels_lock = threading.Lock()
 
 
@@ -120,14 +124,17 @@ def register_level(level: Level) -> Level:
 
     .. versionadded:: 0.1.0
     """
+    key = _level_key(level.name)
+    if not key:
+        raise PolicyError("a level's name must not be empty")
     with _levels_lock:
-        existing = _levels.get(level.name)
+        existing = _levels.get(key)
         if existing is not None and existing != level:
             raise PolicyError(
                 f"a different level named {level.name!r} is registered already: "
                 f"{existing!r}"
             )
-        _levels[level.name] = level
+        _levels[key] = level
     return level
 
 
@@ -137,7 +144,7 @@ def level_names() -> tuple[str, ...]:
 
     .. versionadded:: 0.1.0
     """
-    return tuple(_levels)
+    return tuple(level.name for level in _levels.values())
 
 
 def get_level(value: str | Level) -> Level:
@@ -154,13 +161,13 @@ def get_level(value: str | Level) -> Level:
     if not isinstance(value, str):
         raise PolicyError(
             f"level must be a level name or a Level, not {type(value).__name__} "
-            f"{value!r}; valid names: {', '.join(map(repr, _levels))}"
+            f"{value!r}; valid names: {', '.join(map(repr, level_names()))}"
         )
     try:
-        return _levels[value.strip().lower()]
+        return _levels[_level_key(value)]
     except KeyError:
         raise PolicyError(
-            f"unknown level {value!r}; valid: {', '.join(map(repr, _levels))}"
+            f"unknown level {value!r}; valid: {', '.join(map(repr, level_names()))}"
         ) from None
 
 
@@ -209,21 +216,21 @@ class Outcome(enum.Enum):
         return cls.FAILED
 
 
-_SKIP_NAMES: Final = frozenset(
-    {
-        ("unittest.case", "SkipTest"),
-        ("_pytest.outcomes", "Skipped"),
-        ("_pytest.outcomes", "XFailed"),
-    }
-)
 _CANCEL_NAMES: Final = frozenset(
     {("asyncio.exceptions", "CancelledError"), ("trio", "Cancelled")}
 )
+# pytest presents its outcome exceptions as builtins, so they are recognised by
+# their base class and name rather than their module.
+_PYTEST_OUTCOME: Final = ("_pytest.outcomes", "OutcomeException")
+_PYTEST_SKIPS: Final = frozenset({"Skipped", "XFailed"})
 
 
 def _is_skip(exc: BaseException) -> bool:
-    return any(
-        (cls.__module__, cls.__qualname__) in _SKIP_NAMES for cls in type(exc).__mro__
+    mro = type(exc).__mro__
+    if any((cls.__module__, cls.__qualname__) == ("unittest.case", "SkipTest") for cls in mro):
+        return True
+    return type(exc).__qualname__ in _PYTEST_SKIPS and any(
+        (cls.__module__, cls.__qualname__) == _PYTEST_OUTCOME for cls in mro
     )
 
 

@@ -10,7 +10,7 @@ import itertools
 import threading
 import time
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
 import anyio.to_thread
@@ -20,6 +20,10 @@ from ._policy import CATEGORIES, Category
 from .exceptions import PolicyError, UnknownKindError
 
 _ids = itertools.count(1)
+
+
+def _to_names(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(names)
 
 
 def _freeze(identity: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -187,7 +191,7 @@ class BaseKind:
     """
 
     name: str
-    aliases: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    aliases: tuple[str, ...] = attrs.field(default=(), converter=_to_names)
     category: Category = "runtime"
     external: bool = True
     concurrent: bool = True
@@ -308,6 +312,8 @@ def register_kind(kind: Kind, *, replace: bool = False) -> Kind:
 
     .. versionadded:: 0.1.0
     """
+    if isinstance(kind, type):
+        raise TypeError(f"register an instance of {kind.__qualname__}, not the class")
     if not isinstance(kind, Kind):
         raise TypeError(f"{kind!r} does not implement the Kind protocol")
     names = _names_of(kind)
