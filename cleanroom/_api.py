@@ -188,7 +188,7 @@ def with_cleanup(
 
         wrapper: Callable[..., Any]
         if inspect.iscoroutinefunction(fn):
-            async_fn: Callable[..., Awaitable[Any]] = fn  # type: ignore[assignment]
+            async_fn: Callable[..., Awaitable[Any]] = fn
 
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -209,7 +209,8 @@ def with_cleanup(
 
             wrapper = sync_wrapper
         if inject is not None:
-            wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            # inspect.signature() (and so pytest's fixture lookup) reads this.
+            wrapper.__dict__["__signature__"] = signature.replace(
                 parameters=[p for n, p in signature.parameters.items() if n != inject]
             )
         return wrapper  # type: ignore[return-value]

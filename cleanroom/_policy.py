@@ -9,7 +9,7 @@ import math
 import os
 import threading
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -319,19 +319,43 @@ def _to_concurrency(value: Any) -> int:
     return number
 
 
-_CONVERTERS: Final[dict[str, Callable[[Any], Any]]] = {
-    "level": get_level,
-    "on_failure": lambda v: _to_choice(v, "on_failure", ON_FAILURE_CHOICES),
-    "force": lambda v: _to_bool(v, "force"),
-    "wait_after": lambda v: _to_seconds(v, "wait_after", allow_none=False),
-    "wait": lambda v: _to_bool(v, "wait"),
-    "timeout": lambda v: _to_seconds(v, "timeout", allow_none=True),
-    "concurrency": _to_concurrency,
-    "on_error": lambda v: _to_choice(v, "on_error", ON_ERROR_CHOICES),
-}
+def _to_on_failure(value: Any) -> OnFailure:
+    return _to_choice(value, "on_failure", ON_FAILURE_CHOICES)  # type: ignore[return-value]
+
+
+def _to_on_error(value: Any) -> OnError:
+    return _to_choice(value, "on_error", ON_ERROR_CHOICES)  # type: ignore[return-value]
+
+
+def _to_force(value: Any) -> bool:
+    return _to_bool(value, "force")
+
+
+def _to_wait(value: Any) -> bool:
+    return _to_bool(value, "wait")
+
+
+def _to_wait_after(value: Any) -> float:
+    seconds = _to_seconds(value, "wait_after", allow_none=False)
+    assert seconds is not None
+    return seconds
+
+
+def _to_timeout(value: Any) -> float | None:
+    return _to_seconds(value, "timeout", allow_none=True)
+
 
 #: The names of every policy setting, in the order the docs list them.
-POLICY_FIELDS: Final = tuple(_CONVERTERS)
+POLICY_FIELDS: Final = (
+    "level",
+    "on_failure",
+    "force",
+    "wait_after",
+    "wait",
+    "timeout",
+    "concurrency",
+    "on_error",
+)
 
 
 @attrs.frozen
@@ -364,18 +388,18 @@ class Policy:
     .. versionadded:: 0.1.0
     """
 
-    level: Level = attrs.field(default=ALL, converter=_CONVERTERS["level"])
+    level: Level = attrs.field(default=ALL, converter=get_level)
     on_failure: OnFailure = attrs.field(
-        default="keep", converter=_CONVERTERS["on_failure"]
+        default="keep", converter=_to_on_failure
     )
-    force: bool = attrs.field(default=False, converter=_CONVERTERS["force"])
-    wait_after: float = attrs.field(default=0.0, converter=_CONVERTERS["wait_after"])
-    wait: bool = attrs.field(default=True, converter=_CONVERTERS["wait"])
+    force: bool = attrs.field(default=False, converter=_to_force)
+    wait_after: float = attrs.field(default=0.0, converter=_to_wait_after)
+    wait: bool = attrs.field(default=True, converter=_to_wait)
     timeout: float | None = attrs.field(
-        default=30.0, converter=_CONVERTERS["timeout"]
+        default=30.0, converter=_to_timeout
     )
-    concurrency: int = attrs.field(default=100, converter=_CONVERTERS["concurrency"])
-    on_error: OnError = attrs.field(default="raise", converter=_CONVERTERS["on_error"])
+    concurrency: int = attrs.field(default=100, converter=_to_concurrency)
+    on_error: OnError = attrs.field(default="raise", converter=_to_on_error)
 
     def evolve(self, **changes: Any) -> Policy:
         """

@@ -5,6 +5,7 @@ Scope: a LIFO stack of cleanups that is also a registry of tracked resources.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sys
 import threading
@@ -12,7 +13,7 @@ import time
 import warnings
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
@@ -225,7 +226,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         concurrency: int | None = None,
         on_error: OnError | None = None,
     ) -> None:
-        self._exit_callbacks = deque()
+        self._exit_callbacks: deque[tuple[bool, Any]] = deque()
         self._name = name
         self._parent = parent
         overrides = {
@@ -449,7 +450,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                 new_details = sys.exc_info()
                 _chain(new_details[1], exc_details[1], frame_exc)
                 pending = True
-                exc_details = new_details  # type: ignore[assignment]
+                exc_details = new_details
         if cleaned and self._policy is not None and self._policy.wait_after:
             time.sleep(self._policy.wait_after)
         return self._finish(received, suppressed, pending, exc_details, failures)
@@ -477,7 +478,17 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                 kind_of_cb = type(cb)
                 if kind_of_cb is _Entry:
                     group, held = self._take_group(cb)
-                    cleaned += await self._settle_async(group, outcome, failures)
+                    try:
+                        cleaned += await _shielded(
+                            self._settle_async(group, outcome, failures)
+                        )
+                    except BaseException:
+                        # A native asyncio cancellation, held back until the
+                        # group was cleaned; raise it once every cleanup ran.
+                        new_details = sys.exc_info()
+                        _chain(new_details[1], exc_details[1], frame_exc)
+                        pending = True
+                        exc_details = new_details
                     continue
                 try:
                     if kind_of_cb is _ChildExit:
@@ -495,7 +506,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                     new_details = sys.exc_info()
                     _chain(new_details[1], exc_details[1], frame_exc)
                     pending = True
-                    exc_details = new_details  # type: ignore[assignment]
+                    exc_details = new_details
             if cleaned and self._policy is not None and self._policy.wait_after:
                 await anyio.sleep(self._policy.wait_after)
         return self._finish(received, suppressed, pending, exc_details, failures)
@@ -646,7 +657,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
             results = list(box[0]) if error is None and box else [error] * len(clean)
         else:
             results = _run_threads(
-                [lambda e=entry, c=call: _call_sync(e, c) for entry, call in clean],
+                [functools.partial(_call_sync, entry, call) for entry, call in clean],
                 policy.concurrency,
                 policy.timeout,
                 [entry.kind.describe(entry.resource) for entry, _ in clean],
@@ -890,8 +901,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
     def _new_resource(
         self, kind: Kind, name: str, identity: dict[str, Any]
     ) -> Resource:
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"a resource name must be a non-empty str, not {name!r}")
+        _check_name(name)
         return Resource(kind.name, name, identity, scope=self.name, declarative=True)
 
     def _register(
@@ -916,7 +926,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
     def _find(self, handle: object) -> _Entry:
         entry = self._handles.get(handle if isinstance(handle, Resource) else id(handle))
         if entry is None and not isinstance(handle, Resource):
-            entry = self._handles.get(handle)  # type: ignore[arg-type]
+            entry = self._handles.get(handle)
         if entry is None or entry not in (cb for _, cb in self._exit_callbacks):
             raise ScopeStateError(f"{handle!r} is not tracked by {self!r}")
         if entry.ref is not None and not isinstance(handle, Resource):
@@ -960,8 +970,18 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         Raises:
             CleanupError: When the cleanup fails (or a warning, with
                 ``on_error="warn"``).
+            ScopeStateError: When the cleanup is async and an event loop is
+                running; the resource stays tracked.
         """
         entry = self._find(handle)
+        if entry.is_async:
+            library = _context.running_async_library()
+            if library is not None:
+                raise ScopeStateError(
+                    f"{handle!r} has an async cleanup and is released with a "
+                    f"sync release() inside a running {library} event loop; use "
+                    "'await scope.arelease(handle)' instead"
+                )
         self._remove(entry)
         failures: list[tuple[Resource, BaseException]] = []
         self._kept.pop(id(entry), None)
@@ -978,7 +998,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         failures: list[tuple[Resource, BaseException]] = []
         self._kept.pop(id(entry), None)
         with anyio.CancelScope(shield=True):
-            await self._settle_async([entry], Outcome.PASSED, failures)
+            await _shielded(self._settle_async([entry], Outcome.PASSED, failures))
         if failures:
             error = self._report_failures(failures)
             if error is not None:
@@ -1156,6 +1176,11 @@ class _Strong:
         return self.obj
 
 
+def _check_name(name: object) -> None:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"a resource name must be a non-empty str, not {name!r}")
+
+
 def _chain(new: BaseException | None, old: BaseException | None, frame_exc: BaseException | None) -> None:
     """Make *new*'s context chain end at *old*, as nested ``with`` blocks would."""
     if new is None:
@@ -1240,6 +1265,35 @@ def _async_call(
         call()
 
     return inline
+
+
+async def _shielded(coroutine: Coroutine[Any, Any, T]) -> T:
+    """
+    Await *coroutine* to its end, even through a native asyncio cancellation.
+
+    anyio's shielded scopes stop anyio's and trio's cancellation, but not
+    ``task.cancel()`` on asyncio (``asyncio.timeout``, ``wait_for``, Ctrl-C in
+    ``asyncio.run``): there the cleanups run in a task of their own that the
+    cancellation cannot reach, and the cancellation is raised after them.
+    """
+    if _context.running_async_library() != "asyncio":
+        return await coroutine
+    import asyncio
+
+    task = asyncio.ensure_future(coroutine)
+    cancelled: asyncio.CancelledError | None = None
+    while True:
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError as exc:
+            if task.done():
+                raise
+            cancelled = exc
+        else:
+            break
+    if cancelled is not None:
+        raise cancelled
+    return result
 
 
 async def _bounded(
