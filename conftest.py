@@ -5,6 +5,8 @@ Python blocks run in one namespace per document, inside a fresh temporary
 directory that is the current directory while the document's examples run.
 A block whose first line is a comment naming a test file (``# test_demo.py``)
 is written to that file and run by pytest in a subprocess, which must pass.
+In docstrings, doctests, ``.. code-block:: python`` and the literal blocks of
+Napoleon's ``Example::`` sections all run.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sybil import Example, Sybil
+from sybil import Document, Example, Region, Sybil
 from sybil.evaluators.python import PythonEvaluator
 from sybil.parsers import myst, rest
+from sybil.region import Lexeme
 
 # Import the installed package before pytest collects ``cleanroom/`` for its
 # docstrings, so that pytest reuses it instead of importing the source tree.
@@ -52,6 +57,23 @@ def _evaluate(example: Example) -> None:
             f"pytest {match.group(1)} exited with {result.returncode}:\n"
             f"{result.stdout}{result.stderr}"
         )
+
+
+_LITERAL_EXAMPLE = re.compile(
+    r"^(?P<indent>[ \t]*)Examples?::[ \t]*\n"
+    r"(?P<source>(?:[ \t]*\n)*(?:(?P=indent)[ \t]+\S.*\n(?:[ \t]*\n)*)+)",
+    re.MULTILINE,
+)
+
+
+def _literal_examples(document: Document) -> Iterator[Region]:
+    """Find the literal blocks of ``Example::`` sections of docstrings."""
+    for match in _LITERAL_EXAMPLE.finditer(document.text):
+        raw = match.group("source")
+        body = raw.lstrip("\n")
+        leading = len(raw) - len(body)
+        source = Lexeme(textwrap.dedent(body).rstrip() + "\n", 0, leading)
+        yield Region(match.start("source"), match.end("source"), source, _python)
 
 
 class _MystPythonParser(myst.PythonCodeBlockParser):
@@ -91,6 +113,7 @@ pytest_collect_file = (
             rest.DocTestParser(optionflags=doctest.ELLIPSIS),
             rest.PythonCodeBlockParser(),
             rest.SkipParser(),
+            _literal_examples,
         ],
         patterns=["cleanroom/*.py", "cleanroom/*/*.py"],
         setup=_setup,
