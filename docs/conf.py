@@ -46,6 +46,7 @@ nitpick_ignore = [
     ("py:class", "Path"),
     ("py:class", "pathlib.Path"),
     ("py:class", "subprocess.Popen"),
+    ("py:func", "fnmatch.fnmatchcase"),
     ("py:func", "tempfile.mkdtemp"),
     ("py:func", "tempfile.mkstemp"),
     # Type variables and aliases of the signatures.
