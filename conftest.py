@@ -72,7 +72,8 @@ def _literal_examples(document: Document) -> Iterator[Region]:
         raw = match.group("source")
         body = raw.lstrip("\n")
         leading = len(raw) - len(body)
-        source = Lexeme(textwrap.dedent(body).rstrip() + "\n", 0, leading)
+        # pad() puts line n of the source on line (example.line + offset + n).
+        source = Lexeme(textwrap.dedent(body).rstrip() + "\n", 0, leading - 1)
         yield Region(match.start("source"), match.end("source"), source, _python)
 
 
