@@ -570,6 +570,10 @@ class TestDeleteTimeChecks:
         assert victim.read_text() == "precious"
         (failed,) = scope.dispositions
         assert failed.state is State.FAILED
+        # No command that would follow the link out of the root is suggested.
+        assert failed.hint is not None
+        assert failed.hint.startswith("left alone: ")
+        assert "outside every allowed root" in failed.hint
 
     def test_untrusted_records(self, sandbox: Sandbox) -> None:
         """Records that name unsafe paths are refused by the kind itself."""
@@ -596,6 +600,9 @@ class TestDeleteTimeChecks:
         """Records without a usable path fail with a clear error."""
         with pytest.raises(ValueError, match="absolute path"):
             PATHS.delete(Resource("path", "relative"), wait=True)
+        hint = PATHS.delete_hint(Resource("path", "relative"))
+        assert hint.startswith("left alone: ")
+        assert "absolute path" in hint
         with pytest.raises(ValueError, match="absolute root"):
             PATHS.delete(
                 Resource("path", "x", {"path": str(sandbox.tmp / "a"), "root": 3}),
@@ -619,6 +626,9 @@ class TestDeleteTimeChecks:
             monkeypatch.chdir(path / "sub")
         assert info.group_contains(UnsafePathError, match="current directory")
         assert path.is_dir()
+        # From another directory, the command is right.
+        (failed,) = scope.dispositions
+        assert failed.hint == f"rm -rf -- {path}"
 
 
 class TestConfiguredRoots:

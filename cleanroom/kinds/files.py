@@ -125,16 +125,29 @@ class PathKind(BaseKind):
         return os.path.lexists(path)
 
     def delete_hint(self, resource: Resource) -> str:
-        """Return the ``rm -rf`` command that deletes the path(s) by hand."""
-        if _is_tree_watch(resource):
-            root = str(resource.identity["root"])
-            new = _new_entries(resource)
-            if not new:
-                return f"nothing to delete: nothing new under {root!r} matches"
-            paths = (os.path.join(root, rel) for rel in new)
-            return "rm -rf -- " + " ".join(shlex.quote(path) for path in paths)
-        path, _ = _single(resource)
-        return f"rm -rf -- {shlex.quote(path)}"
+        """
+        Return the ``rm -rf`` command that deletes the path(s) by hand, or why
+        a path is better left alone.
+        """
+        try:
+            if _is_tree_watch(resource):
+                base, _, _ = _watched(resource)
+                new = _new_entries(resource)
+                if not new:
+                    return f"nothing to delete: nothing new under {base!r} matches"
+                paths = (os.path.join(base, rel) for rel in new)
+                return "rm -rf -- " + " ".join(shlex.quote(path) for path in paths)
+            path, root = _single(resource)
+            target = _resolved(os.path.normpath(path))
+            # A command is run from elsewhere: this process's current
+            # directory does not matter to it.
+            guards = _guard_roots(root, cwd=False)
+            reason = _refusal(target, guards, [root] if root else guards, cwd=False)
+        except (OSError, ValueError) as exc:
+            return f"left alone: {exc}"
+        if reason is not None:
+            return f"left alone: {target!r} is not safe to delete: {reason}"
+        return f"rm -rf -- {shlex.quote(target)}"
 
     def describe(self, resource: Resource) -> str:
         """Return ``"<kind> '<path>'"``, or what a glob or watch looks for."""
@@ -546,9 +559,9 @@ def _configured_roots() -> list[str]:
     return roots
 
 
-def _implicit_roots() -> list[str]:
+def _implicit_roots(*, cwd: bool = True) -> list[str]:
     roots = []
-    for path in (_tempfile.gettempdir(), _cwd()):
+    for path in (_tempfile.gettempdir(), _cwd() if cwd else None):
         if path is not None:
             real = os.path.realpath(path)
             if _root_problem(real) is None:
@@ -563,24 +576,32 @@ def _roots(explicit: str | None) -> list[str]:
     return list(dict.fromkeys(roots))
 
 
-def _guard_roots(stored: str | None) -> list[str]:
-    """The roots a deletion must not touch: the stored one and today's."""
+def _guard_roots(stored: str | None, *, cwd: bool = True) -> list[str]:
+    """
+    The roots a deletion must not touch: the stored one and today's (without
+    the current directory when *cwd* is false).
+    """
     roots = [] if stored is None else [stored]
-    roots += _implicit_roots()
+    roots += _implicit_roots(cwd=cwd)
     roots += _configured_roots()
     return list(dict.fromkeys(roots))
 
 
-def _refusal(target: str, guards: Iterable[str], inside: Iterable[str]) -> str | None:
-    """Say why *target* may not be deleted, or return ``None``."""
+def _refusal(
+    target: str, guards: Iterable[str], inside: Iterable[str], *, cwd: bool = True
+) -> str | None:
+    """
+    Say why *target* may not be deleted, or return ``None``; with *cwd* false,
+    whether it holds this process's current directory does not matter.
+    """
     if os.path.dirname(target) == target:
         return "it is the filesystem root"
     home = _home()
     if home is not None and _within(home, target):
         return _is_or_contains("the home directory", home, target)
-    cwd = _cwd()
-    if cwd is not None and _within(cwd, target):
-        return _is_or_contains("the current directory", cwd, target)
+    here = _cwd() if cwd else None
+    if here is not None and _within(here, target):
+        return _is_or_contains("the current directory", here, target)
     for root in guards:
         if _within(root, target):
             return _is_or_contains("the allowed root", root, target)
@@ -619,7 +640,7 @@ def _single(resource: Resource) -> tuple[str, str | None]:
     return path, root
 
 
-def _stored_root(resource: Resource, root: object) -> None:
+def _stored_root(resource: Resource, root: object) -> str:
     """Check a root read back from a record, which may have been tampered with."""
     if not isinstance(root, str) or not os.path.isabs(root):
         raise ValueError(f"{resource!r} needs an absolute root, not {root!r}")
@@ -629,6 +650,7 @@ def _stored_root(resource: Resource, root: object) -> None:
             f"refusing to delete {resource!r}: its root {root!r} cannot be an "
             f"allowed root: {problem}"
         )
+    return root
 
 
 def _remove(
@@ -794,8 +816,7 @@ def _watched(resource: Resource) -> tuple[str, list[tuple[str, ...]], set[str]]:
     root = identity.get("root")
     patterns = identity.get("patterns")
     before = identity.get("before", ())
-    _stored_root(resource, root)
-    assert isinstance(root, str)
+    root = _stored_root(resource, root)
     parts_list: list[tuple[str, ...]]
     if patterns is None:
         parts_list = [(_RECURSIVE,)]
