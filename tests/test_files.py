@@ -15,7 +15,9 @@ import pytest
 
 from cleanroom import (
     CleanupError,
+    Disposition,
     PolicyError,
+    Registry,
     Resource,
     Scope,
     ScopeStateError,
@@ -180,6 +182,41 @@ class TestTempdir:
             with pytest.raises(UnsafePathError, match="home directory"):
                 scope.tempdir(dir=sandbox.home)
             assert scope.resources() == []
+        assert list(sandbox.tmp.iterdir()) == []
+
+
+class FailingListener:
+    """A registry listener that fails when told a path was created."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    def intent(self, scope: Scope, resource: Resource) -> None:
+        pass
+
+    def created(self, scope: Scope, resource: Resource) -> None:
+        self.paths.append(resource.identity["path"])
+        raise RuntimeError("journal down")
+
+    def settled(self, scope: Scope, disposition: Disposition) -> None:
+        pass
+
+
+class TestRegistrationFailure:
+    @pytest.mark.parametrize("helper", ["tempdir", "tempfile"])
+    def test_removed_when_it_cannot_be_tracked(
+        self, sandbox: Sandbox, helper: str
+    ) -> None:
+        """A new temporary path whose registration fails is removed at once."""
+        listener = FailingListener()
+        registry = Registry.default()
+        registry.subscribe(listener)
+        try:
+            with Scope() as scope, pytest.raises(RuntimeError, match="journal down"):
+                getattr(scope, helper)()
+        finally:
+            registry.unsubscribe(listener)
+        assert len(listener.paths) == 1
         assert list(sandbox.tmp.iterdir()) == []
 
 

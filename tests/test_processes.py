@@ -20,6 +20,8 @@ import pytest
 from cleanroom import (
     CleanupError,
     CleanupTimeout,
+    Disposition,
+    Registry,
     Resource,
     Scope,
     ScopeStateError,
@@ -94,6 +96,25 @@ def free_pid() -> int:
 def cleanup_threads_done() -> bool:
     """Tell whether cleanroom's cleanup worker threads have all ended."""
     return not any(t.name == "cleanroom-cleanup" for t in threading.enumerate())
+
+
+class FailingListener:
+    """A registry listener that fails when told a process was created."""
+
+    def __init__(self) -> None:
+        self.pids: list[int] = []
+
+    def intent(self, scope: Scope, resource: Resource) -> None:
+        pass
+
+    def created(self, scope: Scope, resource: Resource) -> None:
+        pid = resource.identity.get("pid")
+        if isinstance(pid, int):
+            self.pids.append(pid)
+        raise RuntimeError("journal down")
+
+    def settled(self, scope: Scope, disposition: Disposition) -> None:
+        pass
 
 
 @pytest.fixture
@@ -328,6 +349,22 @@ class TestPopen:
             assert scope.resources() == []
         forgotten = [d for d in scope.dispositions if d.state is State.FORGOTTEN]
         assert forgotten == []
+
+
+class TestRegistrationFailure:
+    def test_process_ended_when_it_cannot_be_tracked(self) -> None:
+        """A process whose registration fails is ended at once, not leaked."""
+        listener = FailingListener()
+        registry = Registry.default()
+        registry.subscribe(listener)
+        try:
+            with Scope() as scope, pytest.raises(RuntimeError, match="journal down"):
+                scope.popen(SLEEP)
+        finally:
+            registry.unsubscribe(listener)
+        (pid,) = listener.pids
+        assert not alive(pid)
+        assert scope.resources() == []
 
 
 class TestHandles:

@@ -153,7 +153,7 @@ class PathKind(BaseKind):
         """Return ``"<kind> '<path>'"``, or what a glob or watch looks for."""
         if _is_tree_watch(resource):
             identity = resource.identity
-            root = identity["root"]
+            root = identity.get("root")
             patterns = identity.get("patterns")
             if identity.get("mode") == "glob" and patterns:
                 return f"new matches of {patterns[0]!r} under {root!r}"
@@ -428,7 +428,13 @@ def _create(
             _abandon(scope, resource, f"creating it failed: {exc!r}")
             raise
         absolute = os.path.join(parent, name)
-        scope._register(kind, resource, keys=_keys(absolute, target))
+        try:
+            scope._register(kind, resource, keys=_keys(absolute, target))
+        except BaseException:
+            # Untracked, the new path would outlive the scope: remove it now.
+            with contextlib.suppress(OSError):
+                (os.rmdir if make is _make_dir else os.unlink)(target)
+            raise
         return Path(absolute)
     raise FileExistsError(errno.EEXIST, "no unused temporary name found", parent)
 

@@ -129,6 +129,8 @@ class ProcessKind(BaseKind):
             return f"left alone: {exc}"
         info = _read_stat(record.pid)
         ended = f"nothing to end: process {record.pid} has ended"
+        if record.boot_id is not None and record.boot_id != _boot_id():
+            return ended
         if info is not None and info.start_time != record.start_time:
             return ended
         if record.kills_group and (info is not None or _group_leftovers(record)):
@@ -200,13 +202,23 @@ def popen(
             Disposition(resource, State.FORGOTTEN, reason=f"not started: {exc!r}"),
         )
         raise
+    try:
+        resource = _started(resource, process)
+        _popens[process.pid, resource.identity["start_time"]] = process
+        scope._register(PROCESSES, resource, keys=(process,))
+    except BaseException:
+        # Untracked, the process would outlive the scope: end it now.
+        _kill_now(process)
+        raise
+    return process
+
+
+def _started(resource: Resource, process: subprocess.Popen[Any]) -> Resource:
     # Until it is reaped, the pid (and its /proc entry) stays this process's.
     info = _read_stat(process.pid)
-    if info is None:  # pragma: no cover - only without /proc, checked above
-        process.kill()
-        process.wait()
+    if info is None:
         raise CleanroomError(f"cannot read /proc/{process.pid}/stat")
-    resource = attrs.evolve(
+    return attrs.evolve(
         resource,
         identity={
             **resource.identity,
@@ -217,9 +229,19 @@ def popen(
             "group": info.pgrp == process.pid and info.pgrp != os.getpgrp(),
         },
     )
-    _popens[process.pid, info.start_time] = process
-    scope._register(PROCESSES, resource, keys=(process,))
-    return process
+
+
+def _kill_now(process: subprocess.Popen[Any]) -> None:
+    try:
+        group = os.getpgid(process.pid) == process.pid != os.getpgrp()
+    except ProcessLookupError:
+        group = False
+    with contextlib.suppress(ProcessLookupError):
+        if group:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
+    process.wait()
 
 
 def track_pid(scope: Scope, pid: int, *, grace: float | None = None) -> Resource:
