@@ -6,7 +6,10 @@ track_path(), track_glob() and watch(), and the safety rules of deletion.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -332,6 +335,69 @@ class TestTrackPath:
                 scope.track_path(inner)
             scope.track_path(outer / "a")
         assert not outer.exists()
+
+
+READ_ONLY_SCRIPT = """
+import os, sys
+from pathlib import Path
+from cleanroom import Scope
+
+with Scope() as scope:
+    path = scope.tempdir(dir=sys.argv[1])
+    (path / "ro" / "deeper").mkdir(parents=True)
+    (path / "ro" / "deeper" / "file").write_text("x")
+    (path / "ro" / "link").symlink_to(sys.argv[2], target_is_directory=True)
+    os.chmod(path / "ro" / "deeper", 0o500)
+    os.chmod(path / "ro", 0o000)
+print(path.exists())
+"""
+
+
+def unprivileged() -> list[str]:
+    """Return a command prefix under which file permissions bind, even for root."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("root ignores file permissions, and setpriv is missing")
+    # Without these capabilities root is bound by permission bits as others are.
+    return [
+        "setpriv",
+        "--bounding-set=-dac_override,-dac_read_search,-fowner",
+        "--inh-caps=-all",
+    ]
+
+
+class TestPermissions:
+    def test_read_only_folders_inside(self, tmp_path: Path) -> None:
+        """Read-only folders in a tree are made writable so that it can go."""
+        shared = Path(tempfile.mkdtemp(prefix="cleanroom-test-"))
+        try:
+            shared.chmod(0o777)
+            elsewhere = shared / "elsewhere"
+            elsewhere.mkdir(mode=0o555)
+            elsewhere.chmod(0o555)
+            result = subprocess.run(
+                [
+                    *unprivileged(),
+                    sys.executable,
+                    "-c",
+                    READ_ONLY_SCRIPT,
+                    str(shared),
+                    str(elsewhere),
+                ],
+                cwd=shared,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr
+            assert result.stdout == "False\n"
+            assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o555
+            assert [p.name for p in shared.iterdir()] == ["elsewhere"]
+        finally:
+            for folder, _, _ in os.walk(shared):
+                Path(folder).chmod(0o700)
+            shutil.rmtree(shared)
 
 
 class TestHandles:

@@ -688,7 +688,12 @@ def _remove(
                 if exc.errno not in {errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST}:
                     raise
         else:
-            _rmtree(name, parent_fd)
+            try:
+                _rmtree(name, parent_fd)
+            except PermissionError:
+                # Tests make read-only folders to test permission errors.
+                _unlock(name, parent_fd)
+                _rmtree(name, parent_fd)
     finally:
         os.close(parent_fd)
 
@@ -696,6 +701,25 @@ def _remove(
 def _ignore_missing(func: Any, *args: Any, **kwargs: Any) -> None:
     with contextlib.suppress(FileNotFoundError):
         func(*args, **kwargs)
+
+
+def _unlock(name: str, dir_fd: int) -> None:
+    """
+    Give the owner full access to the folders of a tree that this user owns, so
+    that their entries can be removed; links are neither followed nor changed.
+    """
+    _unlock_folder(name, dir_fd)
+    for _, folders, _, fd in os.fwalk(name, dir_fd=dir_fd):
+        for folder in folders:
+            _unlock_folder(folder, fd)
+
+
+def _unlock_folder(name: str, dir_fd: int) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid():
+            mode = stat.S_IMODE(info.st_mode) | stat.S_IRWXU
+            os.chmod(name, mode, dir_fd=dir_fd, follow_symlinks=False)
 
 
 def _rmtree(name: str, dir_fd: int) -> None:
