@@ -4,7 +4,6 @@ The context variable that holds the current scope, and async-library detection.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
@@ -17,7 +16,10 @@ current: ContextVar[Scope | None] = ContextVar("cleanroom_current_scope", defaul
 
 def running_async_library() -> str | None:
     """Return ``"asyncio"`` or ``"trio"`` when called from inside an event loop."""
-    if asyncio._get_running_loop() is not None:
+    # No loop can run before asyncio is imported; not importing it here keeps
+    # ``import cleanroom`` (and so pytest's start-up) fast.
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None and asyncio._get_running_loop() is not None:
         return "asyncio"
     trio = sys.modules.get("trio")
     if trio is not None:

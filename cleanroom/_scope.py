@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import anyio
 import anyio.to_thread
 
-from . import _context
+from . import _context, _signals
 from ._policy import Decision, Level, OnError, OnFailure, Outcome, Policy
 from ._resource import OBJECT, Disposition, Kind, Resource, State, get_kind, object_kind
 from ._registry import Registry
@@ -258,6 +258,9 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         self._collected = 0
         self._tokens: list[Any] = []
         self._registry: Registry | None = None
+        if parent is None and not _signals.decided:
+            # A root scope may soon hold cleanups: make SIGTERM unwind to them.
+            _signals.install_lazily()
 
     # -- identity and policy ---------------------------------------------------
 
@@ -392,8 +395,10 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                     f"close()/with inside a running {library} event loop; use "
                     "'await scope.aclose()' or 'async with' instead"
                 )
-            return anyio.run(self._unwind_async, (exc_type, exc, tb))
-        return self._unwind_sync((exc_type, exc, tb))
+            with _signals.cleaning:
+                return anyio.run(self._unwind_async, (exc_type, exc, tb))
+        with _signals.cleaning:
+            return self._unwind_sync((exc_type, exc, tb))
 
     async def __aexit__(
         self,
@@ -402,7 +407,8 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         tb: TracebackType | None,
     ) -> bool:
         self._reset_current()
-        return await self._unwind_async((exc_type, exc, tb))
+        with _signals.cleaning:
+            return await self._unwind_async((exc_type, exc, tb))
 
     def close(self) -> None:
         """Run every cleanup now, as if the ``with`` block ended without error."""
