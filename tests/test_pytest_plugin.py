@@ -1,0 +1,1143 @@
+"""
+Tests for the pytest plugin: fixtures, the marker, options and ini keys,
+teardown errors, the terminal summary, async tests, sessions and xdist.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from cleanroom._policy import POLICY_FIELDS
+
+pytest_plugins = ["pytester"]
+
+# Kinds whose resources are files in ``left/`` next to the test files: what a
+# run leaves behind is what that directory holds afterwards.
+CONFTEST = """
+import pathlib
+
+import pytest
+
+from cleanroom import BaseKind, register_kind
+
+LEFT = pathlib.Path(__file__).parent / "left"
+
+
+class FileKind(BaseKind):
+    def delete(self, resource, *, wait):
+        pathlib.Path(resource.identity["path"]).unlink(missing_ok=True)
+
+    def exists(self, resource):
+        return pathlib.Path(resource.identity["path"]).exists()
+
+    def delete_hint(self, resource):
+        return f"rm {resource.identity['path']}"
+
+
+register_kind(FileKind("fake-pod", category="runtime"), replace=True)
+register_kind(FileKind("fake-job", category="record"), replace=True)
+
+
+@pytest.fixture
+def make():
+    def make(scope, kind, name):
+        LEFT.mkdir(exist_ok=True)
+        path = LEFT / name
+        path.write_text(kind)
+        return scope.track(kind, name, path=str(path))
+
+    return make
+"""
+
+INI = """
+[pytest]
+asyncio_default_fixture_loop_scope = function
+"""
+
+
+@pytest.fixture
+def pytester(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
+    """A pytester whose runs journal under its directory, with cleanroom's kinds."""
+    monkeypatch.setenv("CLEANROOM_JOURNAL", str(pytester.path / "journal.sqlite"))
+    monkeypatch.delenv("CLEANROOM_SESSION", raising=False)
+    for field in POLICY_FIELDS:
+        monkeypatch.delenv(f"CLEANROOM_{field.upper()}", raising=False)
+    pytester.makeini(INI)
+    pytester.makeconftest(CONFTEST)
+    return pytester
+
+
+def left(pytester: pytest.Pytester) -> list[str]:
+    """Return the names of the fake resources still in place."""
+    folder = pytester.path / "left"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+class TestFunctionScope:
+    def test_yields_a_scope(self, pytester: pytest.Pytester) -> None:
+        """The fixture yields a Scope named after the test."""
+        pytester.makepyfile(
+            """
+            from cleanroom import Scope
+
+            def test_it(cleanroom):
+                assert isinstance(cleanroom, Scope)
+                assert cleanroom.name == "test_yields_a_scope.py::test_it"
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=1)
+
+    def test_passed_test_cleans(self, pytester: pytest.Pytester) -> None:
+        """A passing test's resources are cleaned after it."""
+        pytester.makepyfile(
+            """
+            def test_it(cleanroom, make):
+                make(cleanroom, "fake-pod", "pod-1")
+                make(cleanroom, "fake-job", "job-1")
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=1)
+        assert left(pytester) == []
+
+    def test_callbacks_run(self, pytester: pytest.Pytester) -> None:
+        """Callbacks registered like on an ExitStack run after the test."""
+        pytester.makepyfile(
+            """
+            import pathlib
+
+            def test_it(cleanroom):
+                cleanroom.callback(pathlib.Path("called").write_text, "yes")
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=1)
+        assert (pytester.path / "called").read_text() == "yes"
+
+    def test_failed_call_keeps(self, pytester: pytest.Pytester) -> None:
+        """A test that fails keeps its external resources for debugging."""
+        pytester.makepyfile(
+            """
+            def test_it(cleanroom, make):
+                make(cleanroom, "fake-pod", "pod-1")
+                assert False
+            """
+        )
+        pytester.runpytest().assert_outcomes(failed=1)
+        assert left(pytester) == ["pod-1"]
+
+    def test_failed_setup_keeps(self, pytester: pytest.Pytester) -> None:
+        """A failure while setting up a later fixture counts as failed."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.fixture
+            def broken(cleanroom, make):
+                make(cleanroom, "fake-pod", "pod-1")
+                raise RuntimeError("setup failed")
+
+            def test_it(broken):
+                pass
+            """
+        )
+        pytester.runpytest().assert_outcomes(errors=1)
+        assert left(pytester) == ["pod-1"]
+
+    def test_skip_cleans(self, pytester: pytest.Pytester) -> None:
+        """A test that skips itself counts as passed."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            def test_it(cleanroom, make):
+                make(cleanroom, "fake-pod", "pod-1")
+                pytest.skip("not today")
+            """
+        )
+        pytester.runpytest().assert_outcomes(skipped=1)
+        assert left(pytester) == []
+
+    def test_xfail_cleans(self, pytester: pytest.Pytester) -> None:
+        """An expected failure counts as passed."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.mark.xfail(strict=True)
+            def test_it(cleanroom, make):
+                make(cleanroom, "fake-pod", "pod-1")
+                assert False
+            """
+        )
+        pytester.runpytest().assert_outcomes(xfailed=1)
+        assert left(pytester) == []
+
+    def test_strict_xpass_keeps(self, pytester: pytest.Pytester) -> None:
+        """A strict xfail test that passes has failed, and keeps."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.mark.xfail(strict=True)
+            def test_it(cleanroom, make):
+                make(cleanroom, "fake-pod", "pod-1")
+            """
+        )
+        pytester.runpytest().assert_outcomes(failed=1)
+        assert left(pytester) == ["pod-1"]
+
+    def test_cleans_after_later_fixtures(self, pytester: pytest.Pytester) -> None:
+        """Fixtures that use the scope tear down before the scope closes."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            order = []
+
+            @pytest.fixture
+            def server(cleanroom):
+                cleanroom.callback(order.append, "scope")
+                yield
+                order.append("server")
+
+            def test_it(server):
+                pass
+
+            def test_order():
+                assert order == ["server", "scope"]
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=2)
+
+    def test_resource_manager_is_the_same_scope(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """The seed's resource_manager is the test's cleanroom scope."""
+        pytester.makepyfile(
+            """
+            def test_it(cleanroom, resource_manager):
+                assert resource_manager is cleanroom
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=1)
+
+    def test_is_the_current_scope(self, pytester: pytest.Pytester) -> None:
+        """Inside the test, current_scope() is the test's scope."""
+        pytester.makepyfile(
+            """
+            import cleanroom as cr
+
+            def test_it(cleanroom):
+                assert cr.current_scope() is cleanroom
+                with cr.managed_resources("inner") as inner:
+                    assert inner.parent is cleanroom
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=1)
+
+    def test_current_scope_is_reset_after(self, pytester: pytest.Pytester) -> None:
+        """After the test, the current scope is what it was before."""
+        pytester.makepyfile(
+            """
+            import cleanroom as cr
+
+            def test_one(cleanroom):
+                pass
+
+            def test_two():
+                assert cr.current_scope() is cr.Registry.default().session
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=2)
+
+    def test_unused_plugin_registers_no_report_hook(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """Without a cleanroom fixture, no per-test hook is registered."""
+        pytester.makepyfile(
+            """
+            def test_it(request):
+                plugins = request.config.pluginmanager
+                assert plugins.get_plugin("cleanroom-outcomes") is None
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=1)
+
+
+class TestBroadScopes:
+    def test_module_scope_closes_after_the_module(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """The module's scope is shared by its tests and closed after the last."""
+        pytester.makepyfile(
+            test_a="""
+            def test_one(cleanroom_module, make):
+                make(cleanroom_module, "fake-pod", "pod-1")
+
+            def test_two(cleanroom_module):
+                assert [r.name for r in cleanroom_module.resources()] == ["pod-1"]
+            """,
+            test_b="""
+            import pathlib
+
+            def test_three():
+                assert not (pathlib.Path(__file__).parent / "left" / "pod-1").exists()
+            """,
+        )
+        pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=3)
+
+    def test_module_scope_keeps_if_a_test_failed(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """A failed test in the module keeps the module scope's resources."""
+        pytester.makepyfile(
+            """
+            def test_one(cleanroom_module, make):
+                make(cleanroom_module, "fake-pod", "pod-1")
+
+            def test_two():
+                assert False
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=1, failed=1)
+        assert left(pytester) == ["pod-1"]
+
+    def test_module_scope_ignores_other_modules(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """A failure in another module does not keep this module's resources."""
+        pytester.makepyfile(
+            test_a="""
+            def test_one(cleanroom_module, make):
+                make(cleanroom_module, "fake-pod", "pod-1")
+            """,
+            test_b="""
+            def test_two():
+                assert False
+            """,
+        )
+        pytester.runpytest().assert_outcomes(passed=1, failed=1)
+        assert left(pytester) == []
+
+    def test_class_scope(self, pytester: pytest.Pytester) -> None:
+        """The class's scope keeps when one of its tests failed, not others'."""
+        pytester.makepyfile(
+            """
+            class TestFails:
+                def test_one(self, cleanroom_class, make):
+                    make(cleanroom_class, "fake-pod", "pod-1")
+
+                def test_two(self):
+                    assert False
+
+            class TestPasses:
+                def test_three(self, cleanroom_class, make):
+                    make(cleanroom_class, "fake-pod", "pod-2")
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=2, failed=1)
+        assert left(pytester) == ["pod-1"]
+
+    def test_session_scope(self, pytester: pytest.Pytester) -> None:
+        """The session's scope is cleaned at the end of a passing run."""
+        pytester.makepyfile(
+            test_a="""
+            def test_one(cleanroom_session, make):
+                make(cleanroom_session, "fake-pod", "pod-1")
+            """,
+            test_b="""
+            import pathlib
+
+            def test_two(cleanroom_session):
+                assert (pathlib.Path(__file__).parent / "left" / "pod-1").exists()
+            """,
+        )
+        pytester.runpytest().assert_outcomes(passed=2)
+        assert left(pytester) == []
+
+    def test_session_scope_keeps_after_a_failure(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """A failed test anywhere keeps the session scope's resources."""
+        pytester.makepyfile(
+            test_a="""
+            def test_one(cleanroom_session, make):
+                make(cleanroom_session, "fake-pod", "pod-1")
+            """,
+            test_b="""
+            def test_two():
+                assert False
+            """,
+        )
+        pytester.runpytest().assert_outcomes(passed=1, failed=1)
+        assert left(pytester) == ["pod-1"]
+
+
+class TestMarker:
+    def test_level(self, pytester: pytest.Pytester) -> None:
+        """The marker's level applies to the test's scope."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.mark.cleanroom(level="pods")
+            def test_it(cleanroom, make):
+                make(cleanroom, "fake-pod", "pod-1")
+                make(cleanroom, "fake-job", "job-1")
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=1)
+        assert left(pytester) == ["job-1"]
+
+    def test_force(self, pytester: pytest.Pytester) -> None:
+        """force=True cleans a failed test's resources."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.mark.cleanroom(force=True)
+            def test_it(cleanroom, make):
+                make(cleanroom, "fake-pod", "pod-1")
+                assert False
+            """
+        )
+        pytester.runpytest().assert_outcomes(failed=1)
+        assert left(pytester) == []
+
+    def test_closest_wins_per_setting(self, pytester: pytest.Pytester) -> None:
+        """A function's marker overrides the class's, which overrides the module's."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            pytestmark = pytest.mark.cleanroom(level="none", wait_after=0)
+
+            @pytest.mark.cleanroom(level="pods", on_failure="clean")
+            class TestIt:
+                @pytest.mark.cleanroom(level="all")
+                def test_function(self, cleanroom):
+                    policy = cleanroom.policy
+                    assert policy.level.name == "all"
+                    assert policy.on_failure == "clean"
+
+                def test_class(self, cleanroom):
+                    assert cleanroom.policy.level.name == "pods"
+
+            def test_module(cleanroom):
+                assert cleanroom.policy.level.name == "none"
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=3)
+
+    def test_module_marker_on_module_scope(self, pytester: pytest.Pytester) -> None:
+        """A module's marker sets the policy of the module's scope."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            pytestmark = pytest.mark.cleanroom(level="pods")
+
+            def test_it(cleanroom_module, make):
+                make(cleanroom_module, "fake-job", "job-1")
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=1)
+        assert left(pytester) == ["job-1"]
+
+    def test_applies_without_the_fixture(self, pytester: pytest.Pytester) -> None:
+        """A marked test gets a scope, so with_cleanup inside follows the marker."""
+        pytester.makepyfile(
+            """
+            import pytest
+            from cleanroom import current_scope, with_cleanup
+
+            @pytest.mark.cleanroom(level="pods")
+            def test_it(make):
+                @with_cleanup
+                def work():
+                    make(current_scope(), "fake-job", "job-1")
+                    make(current_scope(), "fake-pod", "pod-1")
+                work()
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=1)
+        assert left(pytester) == ["job-1"]
+
+    def test_cleanup_level_alias(self, pytester: pytest.Pytester) -> None:
+        """cleanup_level, the seed's name, sets the level."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.mark.cleanroom(cleanup_level="none")
+            def test_it(cleanroom):
+                assert cleanroom.policy.level.name == "none"
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=1)
+
+    def test_check_leaks_is_accepted(self, pytester: pytest.Pytester) -> None:
+        """check_leaks=True is accepted (leak detection is not active yet)."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.mark.cleanroom(check_leaks=True)
+            def test_it(cleanroom):
+                pass
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=1)
+
+    @pytest.mark.parametrize(
+        ("arguments", "message"),
+        [
+            ('level="podz"', "*unknown level 'podz'; valid: 'none', 'pods', 'all'*"),
+            (
+                'on_failure="maybe"',
+                "*unknown on_failure 'maybe'; valid: 'keep', 'clean'*",
+            ),
+            (
+                'lvl="pods"',
+                "*unknown @pytest.mark.cleanroom setting 'lvl'; valid: level*",
+            ),
+            ('"pods"', "*keyword arguments only*"),
+            ('check_leaks="yes"', "*check_leaks must be True or False*"),
+            ("wait_after=-1", "*wait_after must be zero or more seconds*"),
+        ],
+    )
+    def test_bad_values_fail_the_run(
+        self, pytester: pytest.Pytester, arguments: str, message: str
+    ) -> None:
+        """A bad marker stops the run with a message naming the valid values."""
+        pytester.makepyfile(
+            f"""
+            import pytest
+
+            @pytest.mark.cleanroom({arguments})
+            def test_it():
+                pass
+            """
+        )
+        result = pytester.runpytest()
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"*test_it: {message}"])
+
+    def test_is_registered(self, pytester: pytest.Pytester) -> None:
+        """The marker passes --strict-markers."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.mark.cleanroom(level="all")
+            def test_it():
+                pass
+            """
+        )
+        pytester.runpytest("--strict-markers").assert_outcomes(passed=1)
+
+
+class TestOptions:
+    def test_level(self, pytester: pytest.Pytester) -> None:
+        """--cleanroom-level pods cleans pods and keeps jobs."""
+        pytester.makepyfile(
+            """
+            def test_it(cleanroom, make):
+                make(cleanroom, "fake-pod", "pod-1")
+                make(cleanroom, "fake-job", "job-1")
+            """
+        )
+        pytester.runpytest("--cleanroom-level", "pods").assert_outcomes(passed=1)
+        assert left(pytester) == ["job-1"]
+
+    @pytest.mark.parametrize(
+        ("level", "remaining"),
+        [("none", ["job-1", "pod-1"]), ("pods", ["job-1"]), ("all", [])],
+    )
+    def test_resource_cleanup_alias(
+        self, pytester: pytest.Pytester, level: str, remaining: list[str]
+    ) -> None:
+        """--resource-cleanup, the seed's flag, takes none, pods and all."""
+        pytester.makepyfile(
+            """
+            def test_it(cleanroom, make):
+                make(cleanroom, "fake-pod", "pod-1")
+                make(cleanroom, "fake-job", "job-1")
+            """
+        )
+        pytester.runpytest(f"--resource-cleanup={level}").assert_outcomes(passed=1)
+        assert left(pytester) == remaining
+
+    def test_bad_level(self, pytester: pytest.Pytester) -> None:
+        """An unknown level is a usage error that lists the valid ones."""
+        pytester.makepyfile("def test_it(): pass")
+        result = pytester.runpytest("--cleanroom-level", "podz")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(
+            ["*cleanroom: unknown level 'podz'; valid: 'none', 'pods', 'all'*"]
+        )
+
+    def test_custom_level(self, pytester: pytest.Pytester) -> None:
+        """A level registered in a conftest is valid on the command line."""
+        pytester.makeconftest(
+            CONFTEST
+            + textwrap.dedent(
+                """
+                from cleanroom import Level, register_level
+
+                register_level(Level("jobs-only", kinds=["fake-job"]))
+                """
+            )
+        )
+        pytester.makepyfile(
+            """
+            def test_it(cleanroom, make):
+                make(cleanroom, "fake-pod", "pod-1")
+                make(cleanroom, "fake-job", "job-1")
+            """
+        )
+        pytester.runpytest("--cleanroom-level=jobs-only").assert_outcomes(passed=1)
+        assert left(pytester) == ["pod-1"]
+
+    def test_force(self, pytester: pytest.Pytester) -> None:
+        """--cleanroom-force cleans failed tests' resources."""
+        pytester.makepyfile(
+            """
+            def test_it(cleanroom, make):
+                make(cleanroom, "fake-pod", "pod-1")
+                assert False
+            """
+        )
+        pytester.runpytest("--cleanroom-force").assert_outcomes(failed=1)
+        assert left(pytester) == []
+
+    def test_keep_failed_beats_the_environment(
+        self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """--cleanroom-keep-failed keeps even when the environment forces."""
+        monkeypatch.setenv("CLEANROOM_FORCE", "1")
+        monkeypatch.setenv("CLEANROOM_ON_FAILURE", "clean")
+        pytester.makepyfile(
+            """
+            def test_it(cleanroom, make):
+                make(cleanroom, "fake-pod", "pod-1")
+                assert False
+            """
+        )
+        pytester.runpytest("--cleanroom-keep-failed").assert_outcomes(failed=1)
+        assert left(pytester) == ["pod-1"]
+
+    def test_ini_keys(self, pytester: pytest.Pytester) -> None:
+        """Ini keys set the policy."""
+        pytester.makeini(
+            INI
+            + "cleanroom_level = pods\ncleanroom_on_failure = clean\n"
+            + "cleanroom_timeout = 7\ncleanroom_wait_after = 0\n"
+        )
+        pytester.makepyfile(
+            """
+            def test_it(cleanroom):
+                policy = cleanroom.policy
+                assert (policy.level.name, policy.on_failure, policy.timeout) == (
+                    "pods", "clean", 7.0
+                )
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=1)
+
+    def test_bad_ini_value(self, pytester: pytest.Pytester) -> None:
+        """A bad ini value is a usage error that lists the valid ones."""
+        pytester.makeini(INI + "cleanroom_on_error = shout\n")
+        pytester.makepyfile("def test_it(): pass")
+        result = pytester.runpytest()
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(
+            ["*unknown on_error 'shout'; valid: 'raise', 'warn'*"]
+        )
+
+    def test_precedence(
+        self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Marker over command line over environment over ini."""
+        monkeypatch.setenv("CLEANROOM_LEVEL", "pods")
+        monkeypatch.setenv("CLEANROOM_TIMEOUT", "5")
+        pytester.makeini(
+            INI
+            + "cleanroom_level = all\ncleanroom_timeout = 9\n"
+            + "cleanroom_concurrency = 3\n"
+        )
+        pytester.makepyfile(
+            """
+            import pytest
+
+            def test_cli_over_env(cleanroom):
+                assert cleanroom.policy.level.name == "none"
+
+            def test_env_over_ini(cleanroom):
+                assert cleanroom.policy.timeout == 5
+
+            def test_ini(cleanroom):
+                assert cleanroom.policy.concurrency == 3
+
+            @pytest.mark.cleanroom(level="all")
+            def test_marker_over_cli(cleanroom):
+                assert cleanroom.policy.level.name == "all"
+
+            @pytest.mark.cleanroom(level="all")
+            def test_code_over_marker(cleanroom):
+                from cleanroom import managed_resources
+
+                with managed_resources(level="pods") as inner:
+                    assert inner.policy.level.name == "pods"
+                    assert inner.policy.timeout == 5
+            """
+        )
+        pytester.runpytest("--cleanroom-level=none").assert_outcomes(passed=5)
+
+    def test_options_are_restored_after_the_run(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """The registry's settings are undone when the run ends."""
+        from cleanroom import Registry
+
+        before = Registry.default().base_policy()
+        pytester.makepyfile("def test_it(): pass")
+        pytester.runpytest("--cleanroom-level=none").assert_outcomes(passed=1)
+        assert Registry.default().base_policy() == before
+
+
+class TestCleanupErrors:
+    def test_failure_is_a_teardown_error(self, pytester: pytest.Pytester) -> None:
+        """A failing cleanup is an error at the teardown of the test that owned it."""
+        pytester.makepyfile(
+            """
+            def fail():
+                raise OSError("the API said no")
+
+            def test_it(cleanroom):
+                cleanroom.add(object(), lambda _: fail(), name="server", weak=False)
+            """
+        )
+        result = pytester.runpytest()
+        result.assert_outcomes(passed=1, errors=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*ERROR at teardown of test_it*",
+                "*CleanupError: 1 cleanup failed in scope*test_it*",
+                "*OSError: the API said no",
+                "*while cleaning object 'server'*",
+            ]
+        )
+
+    def test_every_member_is_shown(self, pytester: pytest.Pytester) -> None:
+        """Each failed resource of the CleanupError appears in the report."""
+        pytester.makepyfile(
+            """
+            from cleanroom import BaseKind, register_kind
+
+            class Broken(BaseKind):
+                def delete(self, resource, *, wait):
+                    raise OSError(f"cannot delete {resource.name}")
+
+            register_kind(Broken("broken-thing"), replace=True)
+
+            def test_it(cleanroom):
+                cleanroom.track("broken-thing", "first")
+                cleanroom.track("broken-thing", "second")
+            """
+        )
+        result = pytester.runpytest()
+        result.assert_outcomes(passed=1, errors=1)
+        result.stdout.fnmatch_lines(
+            ["*OSError: cannot delete second*", "*OSError: cannot delete first*"],
+            consecutive=False,
+        )
+
+    def test_failure_is_listed_in_the_summary(self, pytester: pytest.Pytester) -> None:
+        """Failed cleanups appear in the cleanroom summary with how to delete them."""
+        pytester.makepyfile(
+            """
+            from cleanroom import BaseKind, register_kind
+
+            class Broken(BaseKind):
+                def delete(self, resource, *, wait):
+                    raise OSError("no")
+
+                def delete_hint(self, resource):
+                    return f"broken-cli delete {resource.name}"
+
+            register_kind(Broken("broken-thing"), replace=True)
+
+            def test_it(cleanroom):
+                cleanroom.track("broken-thing", "first")
+            """
+        )
+        result = pytester.runpytest()
+        result.stdout.fnmatch_lines(
+            [
+                "*= cleanroom =*",
+                "0 cleaned, 0 kept, 1 failed",
+                "failed to clean broken-thing 'first' of test_*: OSError: no",
+                "    delete it with: broken-cli delete first",
+            ]
+        )
+
+
+class TestSummary:
+    def test_quiet_on_a_clean_run(self, pytester: pytest.Pytester) -> None:
+        """Nothing is printed when everything was cleaned."""
+        pytester.makepyfile(
+            """
+            def test_it(cleanroom, make):
+                make(cleanroom, "fake-pod", "pod-1")
+            """
+        )
+        result = pytester.runpytest()
+        result.assert_outcomes(passed=1)
+        assert "= cleanroom =" not in result.stdout.str()
+
+    def test_nothing_without_cleanroom(self, pytester: pytest.Pytester) -> None:
+        """Nothing is printed, even with -v, when cleanroom did nothing."""
+        pytester.makepyfile("def test_it(): pass")
+        result = pytester.runpytest("-v")
+        assert "= cleanroom =" not in result.stdout.str()
+
+    def test_verbose_counts(self, pytester: pytest.Pytester) -> None:
+        """-v shows the counts of a clean run."""
+        pytester.makepyfile(
+            """
+            def test_it(cleanroom, make):
+                make(cleanroom, "fake-pod", "pod-1")
+                make(cleanroom, "fake-pod", "pod-2")
+            """
+        )
+        result = pytester.runpytest("-v")
+        result.stdout.fnmatch_lines(
+            [
+                "*= cleanroom =*",
+                (
+                    "2 cleaned, 0 kept, 0 failed, 0 collected before their scope "
+                    "closed, 0 forgotten"
+                ),
+            ]
+        )
+
+    def test_kept_with_why_and_how_to_delete(self, pytester: pytest.Pytester) -> None:
+        """Each kept resource is listed with why, and the command that deletes it."""
+        pytester.makepyfile(
+            """
+            def test_it(cleanroom, make):
+                make(cleanroom, "fake-pod", "pod-1")
+                assert False
+            """
+        )
+        result = pytester.runpytest()
+        result.stdout.fnmatch_lines(
+            [
+                "*= cleanroom =*",
+                "0 cleaned, 1 kept, 0 failed",
+                (
+                    "kept fake-pod 'pod-1' of test_kept_with_why_and_how_to_delete.py"
+                    "::test_it: the failed body's resources are kept*"
+                ),
+                f"    delete it with: rm {pytester.path / 'left' / 'pod-1'}",
+            ]
+        )
+
+    def test_verbose_shows_identity(self, pytester: pytest.Pytester) -> None:
+        """-v adds each kept resource's identity."""
+        pytester.makepyfile(
+            """
+            def test_it(cleanroom, make):
+                make(cleanroom, "fake-job", "job-1")
+            """
+        )
+        result = pytester.runpytest("-v", "--cleanroom-level=pods")
+        result.stdout.fnmatch_lines(
+            ["kept fake-job 'job-1' of *::test_it (path='*job-1'): level 'pods' keeps*"]
+        )
+
+
+class TestAsync:
+    def test_pytest_asyncio_aclose(self, pytester: pytest.Pytester) -> None:
+        """An asyncio test awaits the scope's async cleanups itself."""
+        pytester.makepyfile(
+            """
+            import asyncio
+            import pytest
+
+            @pytest.mark.asyncio
+            async def test_it(cleanroom):
+                done = []
+
+                async def close():
+                    await asyncio.sleep(0)
+                    done.append(True)
+
+                cleanroom.push_async_callback(close)
+                await cleanroom.aclose()
+                assert done == [True]
+            """
+        )
+        pytester.runpytest("-p", "asyncio").assert_outcomes(passed=1)
+
+    def test_pytest_asyncio_left_open(self, pytester: pytest.Pytester) -> None:
+        """Async cleanups left to the fixture run in a fresh loop after the test."""
+        pytester.makepyfile(
+            """
+            import asyncio
+            import pathlib
+            import pytest
+
+            async def close():
+                await asyncio.sleep(0)
+                pathlib.Path("closed").write_text("yes")
+
+            @pytest.mark.asyncio
+            async def test_it(cleanroom):
+                cleanroom.push_async_callback(close)
+            """
+        )
+        pytester.runpytest("-p", "asyncio").assert_outcomes(passed=1)
+        assert (pytester.path / "closed").read_text() == "yes"
+
+    @pytest.mark.parametrize("backend", ["asyncio", "trio"])
+    def test_anyio(self, pytester: pytest.Pytester, backend: str) -> None:
+        """An anyio test (asyncio or trio) uses the scope's async methods."""
+        pytester.makepyfile(
+            f"""
+            import anyio
+            import pytest
+
+            @pytest.fixture
+            def anyio_backend():
+                return "{backend}"
+
+            @pytest.mark.anyio
+            async def test_it(cleanroom):
+                done = []
+
+                async def close():
+                    await anyio.sleep(0)
+                    done.append(True)
+
+                cleanroom.push_async_callback(close)
+                await cleanroom.aclose()
+                assert done == [True]
+            """
+        )
+        pytester.runpytest("-p", "no:asyncio").assert_outcomes(passed=1)
+
+
+class TestSession:
+    def test_session_id_is_set(self, pytester: pytest.Pytester) -> None:
+        """The run gets a session id in CLEANROOM_SESSION, removed afterwards."""
+        pytester.makepyfile(
+            """
+            import os
+
+            def test_it():
+                assert len(os.environ["CLEANROOM_SESSION"]) == 32
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=1)
+        assert "CLEANROOM_SESSION" not in os.environ
+
+    def test_session_id_is_kept(
+        self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A session id given by the environment (cleanroom run) is kept."""
+        monkeypatch.setenv("CLEANROOM_SESSION", "given")
+        pytester.makepyfile(
+            """
+            import os
+
+            def test_it():
+                assert os.environ["CLEANROOM_SESSION"] == "given"
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=1)
+
+    def test_journal_option(self, pytester: pytest.Pytester) -> None:
+        """--cleanroom-journal sets CLEANROOM_JOURNAL to the absolute path."""
+        pytester.makepyfile(
+            """
+            import os
+            import pathlib
+
+            def test_it():
+                assert os.environ["CLEANROOM_JOURNAL"] == str(
+                    pathlib.Path("sub/j.sqlite").absolute()
+                )
+            """
+        )
+        pytester.runpytest("--cleanroom-journal=sub/j.sqlite").assert_outcomes(passed=1)
+        assert os.environ["CLEANROOM_JOURNAL"] == str(pytester.path / "journal.sqlite")
+
+    def test_journal_ini(
+        self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The cleanroom_journal ini key is relative to the ini file."""
+        monkeypatch.delenv("CLEANROOM_JOURNAL")
+        pytester.makeini(INI + "cleanroom_journal = state/j.sqlite\n")
+        expected = str(pytester.path / "state" / "j.sqlite")
+        pytester.makepyfile(
+            f"""
+            import os
+
+            def test_it():
+                assert os.environ["CLEANROOM_JOURNAL"] == {expected!r}
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=1)
+
+    def test_sweep_at_start(self, pytester: pytest.Pytester) -> None:
+        """Orphans of a dead session are swept at start, and the run says so."""
+        orphan = make_orphan(pytester)
+        pytester.makepyfile("def test_it(): pass")
+        result = pytester.runpytest_subprocess("-p", "no:randomly")
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(["cleanroom: swept 1 orphaned resource"])
+        assert not orphan.exists()
+
+    def test_no_sweep(self, pytester: pytest.Pytester) -> None:
+        """--cleanroom-no-sweep leaves orphans alone."""
+        orphan = make_orphan(pytester)
+        pytester.makepyfile("def test_it(): pass")
+        result = pytester.runpytest_subprocess("--cleanroom-no-sweep")
+        result.assert_outcomes(passed=1)
+        assert "swept" not in result.stdout.str()
+        assert orphan.exists()
+
+
+def make_orphan(pytester: pytest.Pytester) -> Path:
+    """Leave a journaled temporary directory behind a killed process."""
+    script = pytester.makepyfile(
+        orphan="""
+        import os
+        import signal
+        import sys
+
+        from cleanroom import Scope
+
+        scope = Scope("orphan")
+        path = scope.tempdir(dir=sys.argv[1])
+        print(path, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    folder = pytester.mkdir("orphans")
+    # Without its reaper, the killed process leaves the orphan to the sweep.
+    env = {**os.environ, "CLEANROOM_REAPER": "off"}
+    result = subprocess.run(
+        [sys.executable, str(script), str(folder)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    script.unlink()
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    orphan = Path(result.stdout.splitlines()[0])
+    assert orphan.exists()
+    return orphan
+
+
+class TestXdist:
+    def test_workers_clean_their_own(self, pytester: pytest.Pytester) -> None:
+        """Each worker cleans its tests' resources and keeps the failed ones."""
+        pytester.makepyfile(
+            test_a="""
+            def test_pass(cleanroom, make):
+                make(cleanroom, "fake-pod", "a-pass")
+
+            def test_fail(cleanroom, make):
+                make(cleanroom, "fake-pod", "a-fail")
+                assert False
+            """,
+            test_b="""
+            def test_pass(cleanroom, make):
+                make(cleanroom, "fake-pod", "b-pass")
+
+            def test_fail(cleanroom, make):
+                make(cleanroom, "fake-pod", "b-fail")
+                assert False
+            """,
+        )
+        result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist")
+        result.assert_outcomes(passed=2, failed=2)
+        assert left(pytester) == ["a-fail", "b-fail"]
+
+    def test_summary_merges_the_workers(self, pytester: pytest.Pytester) -> None:
+        """The controller's summary counts and lists what every worker did."""
+        pytester.makepyfile(
+            test_a="""
+            def test_pass(cleanroom, make):
+                make(cleanroom, "fake-pod", "a-pass")
+
+            def test_fail(cleanroom, make):
+                make(cleanroom, "fake-pod", "a-fail")
+                assert False
+            """,
+            test_b="""
+            def test_pass(cleanroom, make):
+                make(cleanroom, "fake-pod", "b-pass")
+
+            def test_fail(cleanroom, make):
+                make(cleanroom, "fake-pod", "b-fail")
+                assert False
+            """,
+        )
+        result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist", "-v")
+        result.stdout.fnmatch_lines(["*= cleanroom =*", "2 cleaned, 2 kept, 0 failed*"])
+        result.stdout.fnmatch_lines(["kept fake-pod 'a-fail' of *[[]gw?[]]: *"])
+        result.stdout.fnmatch_lines(["kept fake-pod 'b-fail' of *[[]gw?[]]: *"])
+
+    def test_one_session_id(self, pytester: pytest.Pytester) -> None:
+        """All workers of a run share the controller's session id."""
+        pytester.makepyfile(
+            test_a="""
+            import os, pathlib
+
+            def test_it():
+                pathlib.Path("ids", os.environ["PYTEST_XDIST_WORKER"]).write_text(
+                    os.environ["CLEANROOM_SESSION"]
+                )
+            """,
+            test_b="""
+            import os, pathlib, time
+
+            def test_it():
+                time.sleep(0.5)
+                pathlib.Path("ids", os.environ["PYTEST_XDIST_WORKER"]).write_text(
+                    os.environ["CLEANROOM_SESSION"]
+                )
+            """,
+        )
+        pytester.mkdir("ids")
+        pytester.runpytest_subprocess("-n", "2", "-p", "xdist").assert_outcomes(
+            passed=2
+        )
+        ids = {p.read_text() for p in (pytester.path / "ids").iterdir()}
+        assert len(list((pytester.path / "ids").iterdir())) == 2
+        assert len(ids) == 1
+
+    def test_sweep_runs_once(self, pytester: pytest.Pytester) -> None:
+        """The controller sweeps once; workers do not."""
+        make_orphan(pytester)
+        pytester.makepyfile(
+            test_a="def test_it(): pass",
+            test_b="def test_it(): pass",
+        )
+        result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist")
+        result.assert_outcomes(passed=2)
+        assert result.stdout.str().count("cleanroom: swept") == 1
