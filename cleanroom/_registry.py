@@ -92,6 +92,7 @@ class Registry:
         self._listeners: list[Listener] = []
         self._report = Report()
         self._atexit = False
+        self._journal_attached = False
 
     @classmethod
     def default(cls) -> Registry:
@@ -202,11 +203,26 @@ class Registry:
             report, self._report = self._report, Report()
         return report
 
+    def _attach_journal(self) -> None:
+        # The journal is imported on the first declarative resource, so that
+        # processes which never create one neither open it nor start a reaper.
+        with self._lock:
+            if self._journal_attached:
+                return
+            self._journal_attached = True
+        from . import _recorder
+
+        _recorder.attach(self)
+
     def _intent(self, scope: Scope, resource: Resource) -> None:
+        if not self._journal_attached:
+            self._attach_journal()
         for listener in self._listeners:
             listener.intent(scope, resource)
 
     def _created(self, scope: Scope, resource: Resource) -> None:
+        if not self._journal_attached:
+            self._attach_journal()
         for listener in self._listeners:
             listener.created(scope, resource)
 

@@ -1,0 +1,978 @@
+"""
+The journal: a sqlite file recording every declarative resource, so that a
+reaper or a later sweep can clean what a dead process left behind.
+
+Rows are written *before* a resource is created (state ``intent``) and
+updated when it is created, cleaned, kept, failed or forgotten. Several
+processes share one file (pytest-xdist workers, reapers, sweeps): the file
+is in WAL mode, every write is one short transaction, and busy databases are
+retried. A damaged or foreign file is reported, moved aside as
+``<name>.corrupt-<timestamp>`` and replaced by a fresh journal.
+
+This module uses the standard library only (the reaper imports it at start);
+the process's recorder, which listens to the registry, lives in
+:mod:`cleanroom._recorder`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, NamedTuple, Self, TypeVar
+
+from ._session import Owner, owner_alive
+
+T = TypeVar("T")
+
+log = logging.getLogger("cleanroom")
+
+#: The variable that names the journal file, or turns journaling off.
+JOURNAL_ENV: Final = "CLEANROOM_JOURNAL"
+
+#: Values of ``CLEANROOM_JOURNAL`` that turn journaling off.
+OFF_VALUES: Final = frozenset({"off", "none", "no", "false", "0", "disabled"})
+
+#: ``PRAGMA application_id`` of a cleanroom journal ("ClRm").
+APPLICATION_ID: Final = 0x436C526D
+
+#: The schema this version writes; older ones are migrated, newer ones left alone.
+SCHEMA_VERSION: Final = 1
+
+#: Rows whose resource may exist and is not deliberately kept.
+LIVE_STATES: Final = ("intent", "created")
+#: Rows a sweep may work on once their owner is dead.
+SWEEPABLE_STATES: Final = ("intent", "created", "failed", "sweeping", "kept")
+#: Every state a row can be in.
+STATES: Final = (
+    "intent",
+    "created",
+    "sweeping",
+    "cleaned",
+    "kept",
+    "failed",
+    "forgotten",
+)
+
+#: Settled rows older than this many seconds are pruned by sweeps.
+HISTORY_SECONDS: Final = 7 * 24 * 3600.0
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS owners (
+    id TEXT PRIMARY KEY,
+    session TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    start_time INTEGER,
+    started REAL NOT NULL,
+    heartbeat REAL NOT NULL,
+    closed REAL,
+    reaper INTEGER,
+    command TEXT NOT NULL DEFAULT '',
+    policy TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS owners_session ON owners(session);
+CREATE TABLE IF NOT EXISTS resources (
+    id INTEGER PRIMARY KEY,
+    uid TEXT UNIQUE,
+    owner TEXT NOT NULL,
+    session TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    module TEXT,
+    name TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    state TEXT NOT NULL,
+    on_interrupt TEXT NOT NULL DEFAULT 'clean',
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    expires REAL,
+    reason TEXT,
+    hint TEXT,
+    claim TEXT,
+    prior TEXT,
+    actor TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS resources_state ON resources(state);
+CREATE INDEX IF NOT EXISTS resources_owner ON resources(owner);
+"""
+
+_ROW_COLUMNS: Final = (
+    "r.id, r.owner, r.session, r.scope, r.kind, r.module, r.name, r.identity, "
+    "r.state, r.on_interrupt, r.created, r.updated, r.expires, r.reason, r.hint, "
+    "r.claim, r.prior, r.actor, r.attempts, "
+    "o.host, o.pid, o.start_time, o.heartbeat, o.closed"
+)
+
+
+class JournalUnavailable(Exception):  # noqa: N818
+    """Raised inside this module when the journal cannot be used at all."""
+
+
+class Row(NamedTuple):
+    """
+    One journaled resource, with what is known of its owner.
+
+    .. versionadded:: 0.1.0
+    """
+
+    id: int
+    owner: str
+    session: str
+    scope: str
+    kind: str
+    module: str | None
+    name: str
+    identity: dict[str, Any]
+    state: str
+    on_interrupt: str
+    created: float
+    updated: float
+    expires: float | None
+    reason: str | None
+    hint: str | None
+    claim: str | None
+    prior: str | None
+    actor: str | None
+    attempts: int
+    host: str | None
+    pid: int | None
+    start_time: int | None
+    heartbeat: float | None
+    closed: float | None
+
+    @property
+    def settled_state(self) -> str:
+        """The row's state, or for a claimed row the state it was claimed in."""
+        if self.state == "sweeping" and self.prior:
+            return self.prior
+        return self.state
+
+    def owner_alive(self, *, now: float | None = None) -> bool:
+        """Tell whether the process that owns this row still runs."""
+        if self.host is None or self.pid is None:
+            return False
+        return owner_alive(
+            self.host, self.pid, self.start_time, self.heartbeat, now=now
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the row as plain data, for ``--json`` output."""
+        return self._asdict()
+
+
+class OwnerRow(NamedTuple):
+    """
+    One process that journaled resources.
+
+    .. versionadded:: 0.1.0
+    """
+
+    id: str
+    session: str
+    host: str
+    pid: int
+    start_time: int | None
+    started: float
+    heartbeat: float
+    closed: float | None
+    reaper: int | None
+    command: str
+    policy: dict[str, Any]
+
+    def alive(self, *, now: float | None = None) -> bool:
+        """Tell whether the owner process still runs."""
+        return owner_alive(
+            self.host, self.pid, self.start_time, self.heartbeat, now=now
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the owner as plain data, for ``--json`` output."""
+        return self._asdict()
+
+
+def default_path() -> Path:
+    """
+    Return the journal's default location: ``cleanroom/journal.sqlite3`` in the
+    user's cache directory (``$XDG_CACHE_HOME``, else ``~/.cache``).
+
+    .. versionadded:: 0.1.0
+    """
+    cache = os.environ.get("XDG_CACHE_HOME", "").strip()
+    base = Path(cache) if cache else Path.home() / ".cache"
+    return base / "cleanroom" / "journal.sqlite3"
+
+
+def journal_path(
+    environ: Mapping[str, str] | None = None, *, start: Path | None = None
+) -> Path | None:
+    """
+    Return where this process journals, or ``None`` when journaling is off.
+
+    ``CLEANROOM_JOURNAL`` (set by pytest's ``--cleanroom-journal``) wins; one
+    of ``off``, ``none``, ``no``, ``false``, ``0`` turns journaling off. Then
+    ``journal`` in ``[tool.cleanroom]`` of the nearest ``pyproject.toml``
+    (relative to that file), then :func:`default_path`.
+
+    .. versionadded:: 0.1.0
+    """
+    env = os.environ if environ is None else environ
+    value = env.get(JOURNAL_ENV, "").strip()
+    if not value:
+        value, relative_to = _configured_path(start)
+    else:
+        relative_to = None
+    if not value:
+        return default_path()
+    if value.lower() in OFF_VALUES:
+        return None
+    path = Path(value).expanduser()
+    if relative_to is not None and not path.is_absolute():
+        path = relative_to / path
+    return path.absolute()
+
+
+def _configured_path(start: Path | None) -> tuple[str, Path | None]:
+    from ._policy import find_pyproject, project_config
+    from .exceptions import PolicyError
+
+    try:
+        table = project_config(start)
+    except PolicyError:
+        return "", None
+    value = table.get("journal")
+    if not isinstance(value, str):
+        return "", None
+    pyproject = find_pyproject(start)
+    return value.strip(), (pyproject.parent if pyproject is not None else None)
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return "malformed" in text or "not a database" in text
+    return not isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError)
+
+
+def _aside_name(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime())
+    candidate = path.with_name(f"{path.name}.corrupt-{stamp}")
+    number = 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}.corrupt-{stamp}-{number}")
+    return candidate
+
+
+class Journal:
+    """
+    A journal file: the rows of journaled resources and their owners.
+
+    Safe to share between threads (one connection, one lock) and between
+    processes (sqlite's locking, WAL mode, retries when busy).
+
+    Args:
+        path: The file; it and its directory are created (mode 0600 and
+            0700) unless *create* is false.
+        create: Whether to create a missing file; when false, opening a
+            missing file raises :class:`FileNotFoundError`.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._file_id: tuple[int, int] | None = None
+        #: Increases each time the journal is reopened on a new file, whose
+        #: row ids mean nothing to the old one.
+        self.generation = 0
+        #: Files that damaged journals were moved to, by this object.
+        self.set_aside: list[Path] = []
+        if not create and not self.path.exists():
+            raise FileNotFoundError(f"no journal at {self.path}")
+        self._open()
+
+    # -- opening, health, recovery -----------------------------------------------
+
+    def _open(self) -> None:
+        path = self.path
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+        except OSError as exc:
+            raise JournalUnavailable(
+                f"cannot create the journal {path}: {exc}"
+            ) from exc
+        for attempt in range(3):
+            try:
+                self._conn = self._connect()
+                stat = path.stat()
+                self._file_id = (stat.st_dev, stat.st_ino)
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                self._set_aside(str(exc))
+                continue
+            except _Foreign as exc:
+                self._set_aside(str(exc))
+                continue
+            return
+        raise JournalUnavailable(f"cannot open the journal {path}")
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA busy_timeout = 10000")
+            self._verify(conn)
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                log.debug("the journal %s stays in %s mode", self.path, mode)
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _verify(self, conn: sqlite3.Connection) -> None:
+        """Initialize an empty file; raise when the file is not a usable journal."""
+        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if application_id == 0:
+            tables = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+            ).fetchone()[0]
+            if tables:
+                raise _Foreign(f"{self.path} is an sqlite file of another program")
+            self._initialize(conn)
+        elif application_id != APPLICATION_ID:
+            raise _Foreign(
+                f"{self.path} is an sqlite file of another program "
+                f"(application id {application_id:#x})"
+            )
+        elif version > SCHEMA_VERSION:
+            raise JournalUnavailable(
+                f"{self.path} was written by a newer cleanroom (schema "
+                f"{version}, this one knows {SCHEMA_VERSION}); leaving it alone"
+            )
+        check = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+
+    def _initialize(self, conn: sqlite3.Connection) -> None:
+        # Processes that open a new file at once race here: the first one to
+        # take the write lock creates the schema, the others find it.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            if application_id == 0:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+    def _set_aside(self, why: str) -> None:
+        """Move a damaged or foreign journal out of the way, under a lock."""
+        path = self.path
+        lock_path = path.with_name(path.name + ".lock")
+        import fcntl
+
+        with contextlib.ExitStack() as stack:
+            try:
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:
+                fd = -1
+            if fd >= 0:
+                stack.callback(os.close, fd)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            # Another process may have replaced the file already: look again.
+            try:
+                probe = self._connect()
+            except (sqlite3.DatabaseError, _Foreign):
+                pass
+            except JournalUnavailable:
+                raise
+            else:
+                probe.close()
+                return
+            aside = _aside_name(path)
+            try:
+                path.rename(aside)
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                raise JournalUnavailable(
+                    f"cannot move the damaged journal {path} aside: {exc}"
+                ) from exc
+            for suffix in ("-wal", "-shm"):
+                side = path.with_name(path.name + suffix)
+                with contextlib.suppress(OSError):
+                    if suffix == "-wal":
+                        side.rename(aside.with_name(aside.name + suffix))
+                    else:
+                        side.unlink()
+            fd2 = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd2)
+        self.set_aside.append(aside)
+        log.error(
+            "the cleanroom journal %s was unusable (%s); it was moved to %s and a "
+            "fresh journal started",
+            path,
+            why,
+            aside,
+        )
+
+    def recover(self, error: BaseException) -> None:
+        """
+        Reopen the journal after *error*; a damaged file is moved aside.
+
+        Raises:
+            JournalUnavailable: When no usable journal can be opened.
+        """
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            log.warning("the cleanroom journal %s failed: %s", self.path, error)
+            self._open()
+            self.generation += 1
+
+    def _check_file(self) -> None:
+        """Reopen the journal when its file was replaced or removed meanwhile."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            stat = None
+        if stat is not None and (stat.st_dev, stat.st_ino) == self._file_id:
+            return
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            log.warning(
+                "the cleanroom journal %s was replaced or removed; reopening it",
+                self.path,
+            )
+            self._open()
+            self.generation += 1
+
+    def close(self) -> None:
+        """Close the connection; the object is unusable afterwards."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def abandon(self) -> None:
+        """Drop the connection without closing it (in a forked child)."""
+        _abandoned.append(self._conn)
+        self._conn = None
+
+    # -- running statements ------------------------------------------------------
+
+    def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
+        """
+        Run *work* in one transaction, retrying while the file is busy, and
+        once more after reopening a damaged file.
+        """
+        delay = 0.01
+        deadline = time.monotonic() + 30.0
+        recovered = False
+        if write:
+            self._check_file()
+        while True:
+            failure: sqlite3.DatabaseError
+            try:
+                return self._transaction(work, write=write)
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc) and time.monotonic() < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.2)
+                    continue
+                if recovered or not _is_damage(exc):
+                    raise
+                failure = exc
+            except sqlite3.DatabaseError as exc:
+                if recovered or not _is_damage(exc):
+                    raise
+                failure = exc
+            recovered = True
+            self.recover(failure)
+
+    def _transaction(
+        self, work: Callable[[sqlite3.Connection], T], *, write: bool
+    ) -> T:
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise JournalUnavailable(f"the journal {self.path} is closed")
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                result = work(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+
+    # -- owners ------------------------------------------------------------------
+
+    def add_owner(
+        self,
+        owner: Owner,
+        *,
+        command: str = "",
+        policy: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record *owner* (or refresh it when it is known already)."""
+        now = time.time()
+        policy_json = json.dumps(dict(policy or {}), default=str)
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO owners (id, session, host, pid, start_time, started, "
+                "heartbeat, closed, command, policy) VALUES (?, ?, ?, ?, ?, ?, ?, "
+                "NULL, ?, ?) ON CONFLICT(id) DO UPDATE SET closed = NULL, "
+                "heartbeat = excluded.heartbeat, policy = excluded.policy",
+                (
+                    owner.id,
+                    owner.session,
+                    owner.host,
+                    owner.pid,
+                    owner.start_time,
+                    now,
+                    now,
+                    command,
+                    policy_json,
+                ),
+            )
+
+        self._run(work)
+
+    def set_reaper(self, owner_id: str, pid: int | None) -> None:
+        """Record the pid of *owner_id*'s reaper."""
+        self._run(
+            lambda conn: conn.execute(
+                "UPDATE owners SET reaper = ? WHERE id = ?", (pid, owner_id)
+            )
+        )
+
+    def heartbeat(self, owner_id: str) -> None:
+        """Record that *owner_id* is alive now."""
+        self._run(
+            lambda conn: conn.execute(
+                "UPDATE owners SET heartbeat = ? WHERE id = ?", (time.time(), owner_id)
+            )
+        )
+
+    def close_owner(self, owner_id: str, *, when: float | None = None) -> None:
+        """Record that *owner_id* closed its session (or was found dead)."""
+        stamp = time.time() if when is None else when
+        self._run(
+            lambda conn: conn.execute(
+                "UPDATE owners SET closed = coalesce(closed, ?) WHERE id = ?",
+                (stamp, owner_id),
+            )
+        )
+
+    def owners(self, *, session: str | None = None) -> list[OwnerRow]:
+        """Return the recorded owners, oldest first."""
+        query = (
+            "SELECT id, session, host, pid, start_time, started, heartbeat, closed, "
+            "reaper, command, policy FROM owners"
+        )
+        args: tuple[Any, ...] = ()
+        if session is not None:
+            query += " WHERE session = ?"
+            args = (session,)
+        query += " ORDER BY started, id"
+        rows = self._run(lambda conn: conn.execute(query, args).fetchall(), write=False)
+        return [_owner_row(row) for row in rows]
+
+    def owner(self, owner_id: str) -> OwnerRow | None:
+        """Return the owner *owner_id*, if recorded."""
+        for row in self._run(
+            lambda conn: conn.execute(
+                "SELECT id, session, host, pid, start_time, started, heartbeat, "
+                "closed, reaper, command, policy FROM owners WHERE id = ?",
+                (owner_id,),
+            ).fetchall(),
+            write=False,
+        ):
+            return _owner_row(row)
+        return None
+
+    # -- resources ---------------------------------------------------------------
+
+    def insert(
+        self,
+        owner: Owner,
+        *,
+        scope: str,
+        kind: str,
+        module: str | None,
+        name: str,
+        identity: Mapping[str, Any],
+        state: str,
+        on_interrupt: str = "clean",
+        created: float | None = None,
+        uid: str | None = None,
+        expires: float | None = None,
+        reason: str | None = None,
+        hint: str | None = None,
+        actor: str | None = None,
+    ) -> int:
+        """
+        Record a resource of *owner* and return its row id.
+
+        A row whose *uid* (a key its writer chose) exists already is left as
+        it is, and its id returned.
+        """
+        now = time.time()
+        values = (
+            uid,
+            owner.id,
+            owner.session,
+            scope,
+            kind,
+            module,
+            name,
+            dumps_identity(identity),
+            state,
+            on_interrupt,
+            now if created is None else created,
+            now,
+            expires,
+            reason,
+            hint,
+            actor,
+        )
+
+        def work(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "INSERT INTO resources (uid, owner, session, scope, kind, module, "
+                "name, identity, state, on_interrupt, created, updated, expires, "
+                "reason, hint, actor) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(uid) DO NOTHING",
+                values,
+            )
+            if cursor.rowcount == 0:
+                found = conn.execute(
+                    "SELECT id FROM resources WHERE uid = ?", (uid,)
+                ).fetchone()
+                return int(found[0])
+            row_id = cursor.lastrowid
+            if row_id is None:  # pragma: no cover - sqlite always sets it
+                raise JournalUnavailable("the journal gave no row id")
+            return row_id
+
+        return self._run(work)
+
+    def update_uid(self, uid: str, **changes: Any) -> int:
+        """Change columns of the row whose uid is *uid*; return how many changed."""
+        columns, values = _changes(changes)
+        return self._run(
+            lambda conn: (
+                conn.execute(
+                    f"UPDATE resources SET {columns} WHERE uid = ?",  # noqa: S608
+                    (*values, uid),
+                ).rowcount
+            )
+        )
+
+    def update(self, row_id: int, **changes: Any) -> None:
+        """Change columns of row *row_id* (``identity`` may be a mapping)."""
+        self.update_many([row_id], **changes)
+
+    def update_many(self, row_ids: Iterable[int], **changes: Any) -> None:
+        """Change the same columns of many rows, in one transaction."""
+        columns, values = _changes(changes)
+        ids = [(*values, row_id) for row_id in row_ids]
+        if not ids:
+            return
+        self._run(
+            lambda conn: conn.executemany(
+                f"UPDATE resources SET {columns} WHERE id = ?",  # noqa: S608
+                ids,
+            )
+        )
+
+    def settle(
+        self, results: Sequence[tuple[int, str, str | None]], *, actor: str
+    ) -> None:
+        """
+        Record the end of rows' work in one transaction: for each
+        ``(row id, state, reason)``, set the state and reason, clear the claim,
+        and count a failed attempt.
+        """
+        now = time.time()
+        params = [
+            (state, reason, actor, now, 1 if state == "failed" else 0, row_id)
+            for row_id, state, reason in results
+        ]
+        if not params:
+            return
+        self._run(
+            lambda conn: conn.executemany(
+                "UPDATE resources SET state = ?, reason = coalesce(?, reason), "
+                "actor = ?, updated = ?, claim = NULL, prior = NULL, "
+                "attempts = attempts + ? "
+                "WHERE id = ?",
+                params,
+            )
+        )
+
+    def rows(
+        self,
+        *,
+        states: Iterable[str] | None = None,
+        session: str | None = None,
+        owner: str | None = None,
+        kinds: Iterable[str] | None = None,
+        created_before: float | None = None,
+    ) -> list[Row]:
+        """Return rows matching every given filter, oldest first."""
+        where, args = _filters(states, session, owner, kinds, created_before)
+        query = (
+            f"SELECT {_ROW_COLUMNS} FROM resources r LEFT JOIN owners o "  # noqa: S608
+            f"ON o.id = r.owner{where} ORDER BY r.id"
+        )
+        found = self._run(
+            lambda conn: conn.execute(query, args).fetchall(), write=False
+        )
+        return [_row(values) for values in found]
+
+    def claim(
+        self,
+        claimant: str,
+        select: Callable[[list[Row]], list[Row]],
+        *,
+        states: Iterable[str] = ("intent", "created", "failed", "kept"),
+        session: str | None = None,
+        owner: str | None = None,
+        kinds: Iterable[str] | None = None,
+        created_before: float | None = None,
+    ) -> list[Row]:
+        """
+        Atomically take rows to work on: *select* picks among the candidates
+        (for example, those whose owner is dead), and the picked rows are
+        marked ``sweeping`` by *claimant* in the same transaction, so that no
+        other process works on them. Rows claimed already are candidates only
+        when *states* names ``sweeping`` (to take over a dead claimant's).
+
+        Returns:
+            The claimed rows, as they were before the claim.
+        """
+        where, args = _filters(states, session, owner, kinds, created_before)
+        query = (
+            f"SELECT {_ROW_COLUMNS} FROM resources r LEFT JOIN owners o "  # noqa: S608
+            f"ON o.id = r.owner{where} ORDER BY r.id"
+        )
+
+        def work(conn: sqlite3.Connection) -> list[Row]:
+            candidates = [_row(values) for values in conn.execute(query, args)]
+            chosen = select(candidates) if candidates else []
+            now = time.time()
+            conn.executemany(
+                "UPDATE resources SET prior = CASE WHEN state = 'sweeping' "
+                "THEN prior ELSE state END, state = 'sweeping', claim = ?, "
+                "updated = ? WHERE id = ?",
+                [(claimant, now, row.id) for row in chosen],
+            )
+            return chosen
+
+        return self._run(work)
+
+    def prune(self, *, older_than: float = HISTORY_SECONDS) -> int:
+        """Delete settled rows and empty dead owners older than *older_than* seconds."""
+        cutoff = time.time() - older_than
+
+        def work(conn: sqlite3.Connection) -> int:
+            removed = conn.execute(
+                "DELETE FROM resources WHERE state IN ('cleaned', 'forgotten') "
+                "AND updated < ?",
+                (cutoff,),
+            ).rowcount
+            conn.execute(
+                "DELETE FROM owners WHERE heartbeat < ? AND closed IS NOT NULL AND "
+                "NOT EXISTS (SELECT 1 FROM resources r WHERE r.owner = owners.id)",
+                (cutoff,),
+            )
+            return removed
+
+        return self._run(work)
+
+    def counts(self) -> dict[str, int]:
+        """Return how many rows are in each state."""
+        found = self._run(
+            lambda conn: conn.execute(
+                "SELECT state, count(*) FROM resources GROUP BY state"
+            ).fetchall(),
+            write=False,
+        )
+        return dict(found)
+
+    def health(self) -> dict[str, Any]:
+        """Describe the file: mode, size, journal mode and an integrity check."""
+
+        def work(conn: sqlite3.Connection) -> dict[str, Any]:
+            return {
+                "integrity": conn.execute("PRAGMA quick_check").fetchone()[0],
+                "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
+                "schema": conn.execute("PRAGMA user_version").fetchone()[0],
+                "owners": conn.execute("SELECT count(*) FROM owners").fetchone()[0],
+            }
+
+        info = self._run(work, write=False)
+        stat = self.path.stat()
+        info.update(
+            path=str(self.path),
+            size=stat.st_size,
+            mode=f"{stat.st_mode & 0o777:04o}",
+            set_aside=[str(p) for p in self.set_aside],
+        )
+        return info
+
+
+_WRITABLE: Final = frozenset(
+    {
+        "state",
+        "identity",
+        "name",
+        "on_interrupt",
+        "expires",
+        "reason",
+        "hint",
+        "claim",
+        "actor",
+        "updated",
+        "attempts",
+    }
+)
+
+# Connections inherited by forked children: never used, never closed (closing
+# one could disturb the parent's locks), only kept from the garbage collector.
+_abandoned: list[object] = []
+
+
+class _Foreign(Exception):  # noqa: N818
+    """The file is a valid sqlite database of another program."""
+
+
+def _changes(changes: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    if "identity" in changes and not isinstance(changes["identity"], str):
+        changes["identity"] = dumps_identity(changes["identity"])
+    changes.setdefault("updated", time.time())
+    bad = set(changes) - _WRITABLE
+    if bad:
+        raise ValueError(f"cannot change {sorted(bad)} of journal rows")
+    return ", ".join(f"{name} = ?" for name in changes), tuple(changes.values())
+
+
+def dumps_identity(identity: Mapping[str, Any]) -> str:
+    """Serialize a resource's identity; values JSON cannot hold become strings."""
+    return json.dumps(dict(identity), default=str, sort_keys=True)
+
+
+def _loads(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _owner_row(values: Sequence[Any]) -> OwnerRow:
+    items = list(values)
+    items[10] = _loads(items[10])
+    return OwnerRow(*items)
+
+
+def _row(values: Sequence[Any]) -> Row:
+    items = list(values)
+    items[7] = _loads(items[7])
+    return Row(*items)
+
+
+def _filters(
+    states: Iterable[str] | None,
+    session: str | None,
+    owner: str | None,
+    kinds: Iterable[str] | None,
+    created_before: float | None,
+) -> tuple[str, tuple[Any, ...]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column, values in (("r.state", states), ("r.kind", kinds)):
+        if values is not None:
+            listed = list(values)
+            clauses.append(f"{column} IN ({', '.join('?' * len(listed))})")
+            args.extend(listed)
+    if session is not None:
+        clauses.append("r.session = ?")
+        args.append(session)
+    if owner is not None:
+        clauses.append("r.owner = ?")
+        args.append(owner)
+    if created_before is not None:
+        clauses.append("r.created < ?")
+        args.append(created_before)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    return where, tuple(args)
+
+
+@contextlib.contextmanager
+def open_existing(path: Path | None) -> Iterator[Journal | None]:
+    """
+    Open the journal at *path* when it exists, yielding ``None`` otherwise
+    (or when it cannot be used; that is logged).
+    """
+    if path is None or not path.exists():
+        yield None
+        return
+    try:
+        journal = Journal(path, create=False)
+    except (JournalUnavailable, FileNotFoundError, OSError) as exc:
+        log.warning("cannot use the cleanroom journal %s: %s", path, exc)
+        yield None
+        return
+    try:
+        yield journal
+    finally:
+        journal.close()

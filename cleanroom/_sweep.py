@@ -1,0 +1,685 @@
+"""
+The sweep engine: cleaning journaled resources whose owner is gone, for the
+reaper, ``cleanroom sweep``, ``cleanroom run`` and the pytest plugin.
+
+A sweep removes a journaled resource when the process that owned it is dead
+(on this host: its pid is gone or was reused; elsewhere: its heartbeat is
+stale) and it is not deliberately kept — or it was kept and its retention has
+passed (by default, kept resources stay until the next session). It never
+touches a resource whose owner is alive, and never anything outside the
+journal unless a prefix rule names it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
+
+import attrs
+
+from ._journal import (
+    SWEEPABLE_STATES,
+    Journal,
+    JournalUnavailable,
+    Row,
+    journal_path,
+    open_existing,
+)
+from ._session import STALE_AFTER, current_owner, hostname, pid_alive
+
+if TYPE_CHECKING:
+    from ._resource import Kind, Resource
+
+log = logging.getLogger("cleanroom")
+
+#: The variable that sets how long kept resources stay (see :func:`retention`).
+RETENTION_ENV: Final = "CLEANROOM_RETENTION"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhdw]?)\s*$", re.IGNORECASE)
+_UNITS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+Progress = Callable[[int, int], None]
+
+
+def parse_duration(text: str | float) -> float:
+    """
+    Parse a duration: seconds, or a number with one of ``s m h d w``.
+
+    Args:
+        text: ``"90"``, ``"90s"``, ``"15m"``, ``"2h"``, ``"7d"``, ``"1w"``, or a number.
+
+    Returns:
+        The duration in seconds.
+
+    Raises:
+        ValueError: When *text* is not a duration; the message shows valid ones.
+
+    .. versionadded:: 0.1.0
+    """
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        match = _DURATION.match(str(text))
+        if match is None:
+            raise ValueError(
+                f"not a duration: {text!r}; valid: seconds or a number with a unit, "
+                "such as 90, 90s, 15m, 2h, 7d, 1w"
+            )
+        seconds = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if math.isnan(seconds) or seconds < 0:
+        raise ValueError(f"a duration must be zero or more seconds, not {text!r}")
+    return seconds
+
+
+def retention() -> float | None:
+    """
+    Return how long kept resources stay after their session, in seconds.
+
+    ``CLEANROOM_RETENTION`` or ``retention`` in ``[tool.cleanroom]``: a
+    duration (:func:`parse_duration`), or ``"next-session"`` (the default):
+    kept until a sweep runs after the session that kept them has ended.
+
+    Returns:
+        Seconds, or ``None`` for "until the next session".
+
+    Raises:
+        ValueError: On a bad value.
+
+    .. versionadded:: 0.1.0
+    """
+    value: Any = os.environ.get(RETENTION_ENV, "").strip()
+    if not value:
+        from ._policy import project_config
+        from .exceptions import PolicyError
+
+        try:
+            value = project_config().get("retention", "")
+        except PolicyError:
+            value = ""
+    if value in {"", "next-session", "next", "session"}:
+        return None
+    return parse_duration(value)
+
+
+@runtime_checkable
+class Listable(Protocol):
+    """
+    What a kind implements so that prefix rules can find resources created
+    outside cleanroom (``cleanroom sweep --prefix test-vm- --kind vm``).
+
+    .. versionadded:: 0.1.0
+    """
+
+    def list_names(self, prefix: str) -> Sequence[Resource]:
+        """Return the existing resources whose name starts with *prefix*."""
+
+
+@attrs.frozen
+class PrefixRule:
+    """
+    An opt-in rule: resources of *kind* whose name starts with *prefix* are
+    orphans unless a live session owns them.
+
+    .. versionadded:: 0.1.0
+    """
+
+    kind: str
+    prefix: str = attrs.field()
+
+    @prefix.validator
+    def _check(self, _: object, value: str) -> None:
+        if not value.strip():
+            raise ValueError("a prefix rule needs a non-empty prefix")
+
+
+@attrs.frozen
+class SweepResult:
+    """
+    What a sweep (or a reaper) did with one resource.
+
+    Attributes:
+        action: ``"removed"``, ``"would-remove"`` (a dry run), ``"kept"``,
+            ``"failed"`` or ``"skipped"``.
+        kind: The resource's kind.
+        name: Its name.
+        identity: What else identifies it.
+        row: The journal row's id, or ``None`` for a prefix rule's match.
+        session: The session that created it, if known.
+        owner: The owner process, as ``host:pid``, if known.
+        reason: Why it failed, was skipped or kept.
+
+    .. versionadded:: 0.1.0
+    """
+
+    action: str
+    kind: str
+    name: str
+    identity: dict[str, Any] = attrs.field(factory=dict)
+    row: int | None = None
+    session: str | None = None
+    owner: str | None = None
+    reason: str | None = None
+
+    @classmethod
+    def of(cls, row: Row, action: str, reason: str | None = None) -> SweepResult:
+        """Describe what happened to a journal row."""
+        return cls(
+            action,
+            row.kind,
+            row.name,
+            row.identity,
+            row.id,
+            row.session,
+            f"{row.host}:{row.pid}" if row.host is not None else None,
+            reason,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return plain data for ``--json`` output."""
+        return attrs.asdict(self)
+
+
+@attrs.define
+class SweepReport:
+    """
+    Everything one sweep did.
+
+    .. versionadded:: 0.1.0
+    """
+
+    journal: str | None
+    dry_run: bool = False
+    results: list[SweepResult] = attrs.Factory(list)
+    seconds: float = 0.0
+
+    def count(self, action: str) -> int:
+        """How many resources got *action*."""
+        return sum(1 for result in self.results if result.action == action)
+
+    @property
+    def removed(self) -> int:
+        """How many resources were removed (or would be, in a dry run)."""
+        return self.count("would-remove" if self.dry_run else "removed")
+
+    @property
+    def failed(self) -> int:
+        """How many removals failed."""
+        return self.count("failed")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return plain data for ``--json`` output."""
+        return {
+            "journal": self.journal,
+            "dry_run": self.dry_run,
+            "removed": self.removed,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 4),
+            "results": [result.as_dict() for result in self.results],
+        }
+
+
+# -- resolving kinds --------------------------------------------------------------
+
+
+def resolve_kind(name: str, module: str | None = None) -> Kind | None:
+    """
+    Return the kind registered as *name*, importing *module* (where it was
+    registered) when it is not known yet; ``None`` when it stays unknown.
+
+    .. versionadded:: 0.1.0
+    """
+    from ._resource import get_kind
+    from .exceptions import UnknownKindError
+
+    try:
+        return get_kind(name)
+    except UnknownKindError:
+        pass
+    if module:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            log.debug("cannot import %s for the kind %r: %s", module, name, exc)
+            return None
+        try:
+            return get_kind(name)
+        except UnknownKindError:
+            return None
+    return None
+
+
+def canonical_kind(name: str) -> str:
+    """Return the canonical name of the kind *name*, or *name* lowered if unknown."""
+    kind = resolve_kind(name)
+    return kind.name if kind is not None else name.strip().lower()
+
+
+# -- cleaning rows ----------------------------------------------------------------
+
+
+def _resource(row: Row) -> Resource:
+    from ._resource import Resource
+
+    return Resource(
+        row.kind,
+        row.name,
+        row.identity,
+        created=row.created,
+        scope=row.scope,
+        declarative=True,
+    )
+
+
+def _clean_one(kind: Kind, row: Row, *, died: float | None) -> None:
+    resource = _resource(row)
+    if row.settled_state == "intent":
+        # Never confirmed as created: delete it if it exists or appears
+        # within the kind's grace period after its owner died.
+        deadline = (died or time.time()) + kind.grace
+        while True:
+            if kind.exists(resource):
+                kind.delete(resource, wait=True)
+                return
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                return
+            time.sleep(min(0.05, remaining))
+    kind.delete(resource, wait=True)
+
+
+def clean_rows(
+    journal: Journal,
+    rows: Sequence[Row],
+    *,
+    actor: str,
+    honor_keep: bool = False,
+    died: float | None = None,
+    timeout: float | None = 30.0,
+    concurrency: int = 16,
+    progress: Progress | None = None,
+) -> list[SweepResult]:
+    """
+    Clean claimed rows, newest first, and record the results in *journal*.
+
+    Args:
+        journal: Where the rows are.
+        rows: Rows claimed by this process (state ``sweeping``).
+        actor: Who cleans, for the journal: ``"reaper"`` or ``"sweep"``.
+        honor_keep: Keep rows whose level keeps their kind when a run is
+            interrupted (the reaper does; a sweep of the next session does
+            not: their retention is over).
+        died: When the owner died; intent rows may still appear within their
+            kind's grace period after that.
+        timeout: Seconds one deletion may take before it is abandoned.
+        concurrency: How many deletions of one kind run at once.
+        progress: Called with (done, total) as deletions finish.
+
+    Returns:
+        One result per row.
+
+    .. versionadded:: 0.1.0
+    """
+    total = len(rows)
+    done = 0
+    results: list[SweepResult] = []
+    for group in _groups(rows):
+        outcome = _clean_group(
+            group,
+            honor_keep=honor_keep,
+            died=died,
+            timeout=timeout,
+            concurrency=concurrency,
+        )
+        # Settle group by group, so that a sweep killed half-way loses little.
+        journal.settle([settled for _, settled in outcome], actor=actor)
+        results.extend(result for result, _ in outcome)
+        done += len(group)
+        if progress is not None:
+            progress(done, total)
+    return results
+
+
+def _groups(rows: Sequence[Row]) -> list[list[Row]]:
+    """Split *rows*, newest first, into runs of one kind."""
+    groups: list[list[Row]] = []
+    for row in sorted(rows, key=lambda row: row.id, reverse=True):
+        if groups and groups[-1][0].kind == row.kind:
+            groups[-1].append(row)
+        else:
+            groups.append([row])
+    return groups
+
+
+_Settled = tuple[int, str, str | None]
+
+
+def _clean_group(
+    group: list[Row],
+    *,
+    honor_keep: bool,
+    died: float | None,
+    timeout: float | None,
+    concurrency: int,
+) -> list[tuple[SweepResult, _Settled]]:
+    """Clean rows of one kind; return each one's result and its journal update."""
+    from ._scope import _run_threads
+
+    first = group[0]
+    kind = resolve_kind(first.kind, first.module)
+    if kind is None:
+        reason = f"the kind {first.kind!r} is unknown here" + (
+            f" (cannot import {first.module})" if first.module else ""
+        )
+        return [
+            (
+                SweepResult.of(row, "skipped", reason),
+                (row.id, _previous_state(row), None),
+            )
+            for row in group
+        ]
+    outcome: list[tuple[SweepResult, _Settled]] = []
+    work: list[Row] = []
+    for row in group:
+        if honor_keep and row.on_interrupt == "keep" and row.settled_state != "intent":
+            reason = "kept by the level's policy for an interrupted run"
+            outcome.append(
+                (SweepResult.of(row, "kept", reason), (row.id, "kept", reason))
+            )
+        else:
+            work.append(row)
+    errors = _run_threads(
+        [_catching(kind, row, died) for row in work],
+        concurrency if kind.concurrent else 1,
+        timeout,
+        [f"{row.kind} {row.name!r}" for row in work],
+    )
+    for row, error in zip(work, errors, strict=True):
+        if error is None:
+            outcome.append((SweepResult.of(row, "removed"), (row.id, "cleaned", None)))
+        else:
+            reason = f"{type(error).__name__}: {error}"
+            outcome.append(
+                (SweepResult.of(row, "failed", reason), (row.id, "failed", reason))
+            )
+    return outcome
+
+
+def _catching(
+    kind: Kind, row: Row, died: float | None
+) -> Callable[[], BaseException | None]:
+    def run() -> BaseException | None:
+        try:
+            _clean_one(kind, row, died=died)
+        except BaseException as exc:
+            return exc
+        return None
+
+    return run
+
+
+def _previous_state(row: Row) -> str:
+    state = row.settled_state
+    return "created" if state == "sweeping" else state
+
+
+# -- choosing orphans ---------------------------------------------------------------
+
+
+def _claimant_alive(claim: str | None, updated: float, now: float) -> bool:
+    # Claims read "<role>:<host>:<pid>:<start time>".
+    parts = (claim or "").split(":")
+    if len(parts) < 4:  # noqa: PLR2004
+        return False
+    host, pid, start = ":".join(parts[1:-2]), parts[-2], parts[-1]
+    if host == hostname():
+        try:
+            return pid_alive(int(pid), int(start) or None)
+        except ValueError:
+            return False
+    return now - updated < STALE_AFTER
+
+
+def is_orphan(row: Row, *, include_kept: bool, now: float) -> bool:
+    """
+    Tell whether a sweep may remove the resource of *row*.
+
+    .. versionadded:: 0.1.0
+    """
+    if row.owner_alive(now=now):
+        return False
+    if row.state == "sweeping" and _claimant_alive(row.claim, row.updated, now):
+        return False
+    state = row.settled_state
+    if state == "kept" or (
+        row.on_interrupt == "keep" and state in {"created", "failed"}
+    ):
+        if not include_kept:
+            return False
+        return row.expires is None or row.expires <= now
+    return state in {"intent", "created", "failed", "sweeping"}
+
+
+def sweep(
+    journal: Journal | None,
+    *,
+    dry_run: bool = False,
+    kinds: Iterable[str] | None = None,
+    older_than: float | None = None,
+    session: str | None = None,
+    include_kept: bool = True,
+    prefix_rules: Sequence[PrefixRule] = (),
+    progress: Progress | None = None,
+    timeout: float | None = 30.0,
+) -> SweepReport:
+    """
+    Remove orphans: journaled resources whose owner is dead, and (with
+    *prefix_rules*) resources named by a rule that no live session owns.
+
+    Args:
+        journal: The journal; ``None`` sweeps prefix rules only.
+        dry_run: Only report what would be removed.
+        kinds: Only these kinds (any alias).
+        older_than: Only resources created more than this many seconds ago.
+        session: Only resources of this session.
+        include_kept: Also remove kept resources whose retention has passed.
+        prefix_rules: Opt-in rules for resources created outside cleanroom.
+        progress: Called with (done, total) as removals finish.
+        timeout: Seconds one deletion may take.
+
+    Returns:
+        What was removed, failed or skipped.
+
+    .. versionadded:: 0.1.0
+    """
+    began = time.monotonic()
+    now = time.time()
+    report = SweepReport(str(journal.path) if journal is not None else None, dry_run)
+    wanted = None if kinds is None else sorted({canonical_kind(k) for k in kinds})
+    created_before = None if older_than is None else now - older_than
+
+    def select(candidates: list[Row]) -> list[Row]:
+        return [
+            r for r in candidates if is_orphan(r, include_kept=include_kept, now=now)
+        ]
+
+    query: dict[str, Any] = {
+        "session": session,
+        "kinds": wanted,
+        "created_before": created_before,
+    }
+    rows: list[Row] = []
+    if journal is not None:
+        if dry_run:
+            rows = select(journal.rows(states=SWEEPABLE_STATES, **query))
+            report.results.extend(SweepResult.of(row, "would-remove") for row in rows)
+        else:
+            claimant = f"sweep:{current_owner().claim}"
+            rows = journal.claim(claimant, select, states=SWEEPABLE_STATES, **query)
+            report.results.extend(
+                clean_rows(
+                    journal,
+                    rows,
+                    actor="sweep",
+                    honor_keep=not include_kept,
+                    timeout=timeout,
+                    progress=progress,
+                )
+            )
+    if prefix_rules:
+        report.results.extend(
+            _sweep_prefixes(
+                journal, prefix_rules, dry_run=dry_run, swept=rows, timeout=timeout
+            )
+        )
+    if journal is not None and not dry_run:
+        try:
+            journal.prune()
+        except Exception as exc:
+            log.debug("pruning the journal failed: %s", exc)
+    report.seconds = time.monotonic() - began
+    return report
+
+
+def _protected(journal: Journal | None, swept: Sequence[Row]) -> set[tuple[str, str]]:
+    """The (kind, name) of every journaled resource a sweep must not touch."""
+    if journal is None:
+        return set()
+    swept_ids = {row.id for row in swept}
+    states = ("intent", "created", "sweeping", "kept", "failed")
+    return {
+        (row.kind, row.name)
+        for row in journal.rows(states=states)
+        if row.id not in swept_ids
+    }
+
+
+def _listed(rule: PrefixRule) -> tuple[Kind, list[Resource]]:
+    """Return the kind of *rule* and its resources whose name has the prefix."""
+    from .exceptions import UnknownKindError
+
+    kind = resolve_kind(rule.kind)
+    if kind is None:
+        raise UnknownKindError(f"unknown kind {rule.kind!r} in a prefix rule")
+    lister = getattr(kind, "list_names", None)
+    if not callable(lister):
+        raise TypeError(
+            f"the kind {kind.name!r} cannot list its resources; a prefix rule "
+            "needs a kind with list_names(prefix)"
+        )
+    found = [r for r in lister(rule.prefix) if r.name.startswith(rule.prefix)]
+    return kind, found
+
+
+def _sweep_prefixes(
+    journal: Journal | None,
+    rules: Sequence[PrefixRule],
+    *,
+    dry_run: bool,
+    swept: Sequence[Row],
+    timeout: float | None,
+) -> list[SweepResult]:
+    from ._scope import _run_threads
+
+    protected = _protected(journal, swept)
+    seen: set[tuple[str, str]] = {(row.kind, row.name) for row in swept}
+    results: list[SweepResult] = []
+    for rule in rules:
+        kind, found = _listed(rule)
+        targets = []
+        for resource in found:
+            key = (kind.name, resource.name)
+            if key in seen:
+                continue
+            seen.add(key)
+            if key in protected:
+                results.append(
+                    _prefix_result(
+                        "skipped", kind, resource, "journaled, not an orphan"
+                    )
+                )
+            else:
+                targets.append(resource)
+        why = f"prefix {rule.prefix!r}"
+        if dry_run:
+            results.extend(
+                _prefix_result("would-remove", kind, r, why) for r in targets
+            )
+            continue
+        errors = _run_threads(
+            [_deleting(kind, resource) for resource in targets],
+            16 if kind.concurrent else 1,
+            timeout,
+            [kind.describe(resource) for resource in targets],
+        )
+        results.extend(
+            _prefix_result("removed", kind, resource, why)
+            if error is None
+            else _prefix_result(
+                "failed", kind, resource, f"{type(error).__name__}: {error}"
+            )
+            for resource, error in zip(targets, errors, strict=True)
+        )
+    return results
+
+
+def _prefix_result(
+    action: str, kind: Kind, resource: Resource, reason: str
+) -> SweepResult:
+    return SweepResult(
+        action, kind.name, resource.name, dict(resource.identity), reason=reason
+    )
+
+
+def _deleting(kind: Kind, resource: Resource) -> Callable[[], BaseException | None]:
+    def run() -> BaseException | None:
+        try:
+            kind.delete(resource, wait=True)
+        except BaseException as exc:
+            return exc
+        return None
+
+    return run
+
+
+def session_start_sweep() -> int:
+    """
+    Sweep the journal once at the start of a test session; never raises.
+
+    The pytest plugin calls this in the controller process (not in xdist
+    workers) unless ``--cleanroom-no-sweep`` is given. Failures are logged.
+
+    Returns:
+        How many orphaned resources were removed.
+
+    .. versionadded:: 0.1.0
+    """
+    try:
+        path = journal_path()
+        with open_existing(path) as journal:
+            if journal is None:
+                return 0
+            report = sweep(journal)
+    except (Exception, JournalUnavailable) as exc:
+        log.warning("the cleanroom session-start sweep failed: %s", exc)
+        return 0
+    for result in report.results:
+        if result.action == "failed":
+            log.warning(
+                "could not sweep the orphaned %s %r: %s",
+                result.kind,
+                result.name,
+                result.reason,
+            )
+    if report.removed:
+        log.info(
+            "swept %d orphaned resource%s left by earlier sessions",
+            report.removed,
+            "" if report.removed == 1 else "s",
+        )
+    return report.removed
