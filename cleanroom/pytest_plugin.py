@@ -571,7 +571,8 @@ def _describe(disposition: Disposition, worker: str | None) -> dict[str, Any]:
         "what": get_kind_describe(resource),
         "scope": resource.scope,
         "reason": disposition.reason or "",
-        "hint": disposition.hint or "",
+        # Objects live in this process only: there is nothing to delete by hand.
+        "hint": (disposition.hint or "") if resource.declarative else "",
         "identity": {key: repr(value) for key, value in resource.identity.items()},
         "worker": worker,
     }
@@ -618,7 +619,9 @@ def _anything(summary: Mapping[str, Any]) -> bool:
 
 
 def _where(entry: Mapping[str, Any], *, verbose: bool) -> str:
-    text = f"{entry['what']} of {entry['scope']}"
+    text = str(entry["what"])
+    if entry["scope"]:
+        text += f" of {entry['scope']}"
     if verbose:
         identity = entry.get("identity") or {}
         if identity:
