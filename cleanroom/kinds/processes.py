@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 import attrs
 
 from cleanroom._resource import BaseKind, Disposition, Resource, State, register_kind
+from cleanroom._session import TOKEN_ENV, new_id, pids_with_token
 from cleanroom.exceptions import CleanroomError
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class ProcessKind(BaseKind):
     .. versionadded:: 0.1.0
     """
 
-    def delete(self, resource: Resource, *, wait: bool) -> None:  # noqa: ARG002
+    def delete(self, resource: Resource, *, wait: bool) -> None:
         """
         End the process (and its group): ``SIGTERM``, a grace period,
         ``SIGKILL``, then reap it. Ended processes and reused pids count as
@@ -94,6 +95,10 @@ class ProcessKind(BaseKind):
             CleanroomError: When the system has no ``/proc``.
             TimeoutError: When the processes outlive ``SIGKILL``.
         """
+        if "pid" not in resource.identity and "token" in resource.identity:
+            for found in _by_token(resource):
+                self.delete(found, wait=wait)
+            return
         record = _Record.of(resource)
         _require_proc()
         if record.boot_id is not None and record.boot_id != _boot_id():
@@ -105,6 +110,8 @@ class ProcessKind(BaseKind):
 
     def exists(self, resource: Resource) -> bool:
         """Tell whether the process, or a member of the group it led, still runs."""
+        if "pid" not in resource.identity and "token" in resource.identity:
+            return bool(_by_token(resource))
         record = _Record.of(resource)
         _require_proc()
         if record.boot_id is not None and record.boot_id != _boot_id():
@@ -193,7 +200,14 @@ def popen(
     seconds = _grace(scope, grace)
     if "start_new_session" not in popen_kwargs and "process_group" not in popen_kwargs:
         popen_kwargs["start_new_session"] = True
-    resource = scope._intent(PROCESSES, _name(argv), argv=argv, grace=seconds)
+    # The token in the child's environment finds it should this process die
+    # before the pid is journaled.
+    token = new_id()
+    env = popen_kwargs.get("env")
+    popen_kwargs["env"] = {**(os.environ if env is None else env), TOKEN_ENV: token}
+    resource = scope._intent(
+        PROCESSES, _name(argv), argv=argv, grace=seconds, token=token
+    )
     try:
         process = subprocess.Popen(args, **popen_kwargs)
     except BaseException as exc:
@@ -211,6 +225,24 @@ def popen(
         _kill_now(process)
         raise
     return process
+
+
+def _by_token(resource: Resource) -> list[Resource]:
+    """The running processes that carry the popen() token of *resource*."""
+    found = []
+    for pid in pids_with_token(str(resource.identity["token"])):
+        info = _read_stat(pid)
+        if _running(info) and info is not None:
+            identity = {
+                **resource.identity,
+                "pid": pid,
+                "start_time": info.start_time,
+                "boot_id": _boot_id(),
+                "pgid": info.pgrp,
+                "group": info.pgrp == pid and info.pgrp != os.getpgrp(),
+            }
+            found.append(attrs.evolve(resource, identity=identity))
+    return found
 
 
 def _started(resource: Resource, process: subprocess.Popen[Any]) -> Resource:
