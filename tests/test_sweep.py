@@ -1,0 +1,400 @@
+"""
+Tests of the sweep engine: which journaled resources are orphans, filters,
+kept resources and retention, prefix rules, claims, and the session-start sweep.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import attrs
+import pytest
+
+from cleanroom import BaseKind, Resource, register_kind, unregister_kind
+from cleanroom._journal import Journal
+from cleanroom._session import Owner, current_owner, hostname, new_id
+from cleanroom._sweep import (
+    PrefixRule,
+    is_orphan,
+    parse_duration,
+    retention,
+    session_start_sweep,
+    sweep,
+)
+from cleanroom.exceptions import UnknownKindError
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture
+def markers(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The marker kind of ``tests/markerkinds.py``."""
+    monkeypatch.syspath_prepend(str(TESTS))
+    return importlib.import_module("markerkinds")
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    """A journal of this test's own."""
+    with Journal(tmp_path / "journal.sqlite3") as opened:
+        yield opened
+
+
+def dead_owner(session: str = "old") -> Owner:
+    """An owner whose process has ended."""
+    process = subprocess.Popen(["sleep", "0"])
+    data = Path(f"/proc/{process.pid}/stat").read_bytes()
+    start = int(data[data.rfind(b")") + 2 :].split()[19])
+    process.wait()
+    return Owner(new_id(), session, hostname(), process.pid, start)
+
+
+@attrs.define
+class Place:
+    """A folder of marker files and the log of their deletions."""
+
+    folder: Path
+    log: Path
+
+    def add(
+        self,
+        journal: Journal,
+        owner: Owner,
+        name: str,
+        *,
+        state: str = "created",
+        **extra: object,
+    ) -> int:
+        path = self.folder / name
+        if state != "never":
+            path.write_text("x", encoding="utf-8")
+        return journal.insert(
+            owner,
+            scope="test",
+            kind="marker",
+            module="markerkinds",
+            name=name,
+            identity={"path": str(path), "log": str(self.log)},
+            state="intent" if state == "never" else state,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    def names(self) -> list[str]:
+        return sorted(entry.name for entry in self.folder.iterdir())
+
+    def deleted(self) -> list[str]:
+        if not self.log.exists():
+            return []
+        return sorted(line.split()[1] for line in self.log.read_text().splitlines())
+
+
+@pytest.fixture
+def place(tmp_path: Path, markers: ModuleType) -> Place:
+    folder = tmp_path / "markers"
+    folder.mkdir()
+    return Place(folder, tmp_path / "deleted.log")
+
+
+class TestDuration:
+    @pytest.mark.parametrize(
+        ("text", "seconds"),
+        [
+            ("90", 90),
+            ("90s", 90),
+            ("15m", 900),
+            ("2h", 7200),
+            ("7d", 604800),
+            ("1w", 604800),
+            ("1.5h", 5400),
+            (30, 30),
+        ],
+    )
+    def test_valid(self, text: str, seconds: float) -> None:
+        """Durations are seconds or a number with a unit."""
+        assert parse_duration(text) == seconds
+
+    @pytest.mark.parametrize("text", ["", "abc", "5y", "-1", "1 h 2"])
+    def test_invalid(self, text: str) -> None:
+        """A bad duration names itself and shows valid ones."""
+        with pytest.raises(ValueError, match="90s, 15m"):
+            parse_duration(text)
+
+    def test_retention(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        """CLEANROOM_RETENTION sets how long kept resources stay."""
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.delenv("CLEANROOM_RETENTION", raising=False)
+        assert retention() is None
+        monkeypatch.setenv("CLEANROOM_RETENTION", "2h")
+        assert retention() == 7200
+        monkeypatch.setenv("CLEANROOM_RETENTION", "next-session")
+        assert retention() is None
+        monkeypatch.setenv("CLEANROOM_RETENTION", "soon")
+        with pytest.raises(ValueError, match="soon"):
+            retention()
+
+
+class TestOrphans:
+    def test_dead_owner_swept_live_owner_kept(
+        self, journal: Journal, place: Place
+    ) -> None:
+        """Only the dead owner's resources go."""
+        dead, live = dead_owner(), current_owner()
+        journal.add_owner(dead)
+        journal.add_owner(live)
+        place.add(journal, dead, "orphan")
+        place.add(journal, dead, "never", state="never")
+        place.add(journal, live, "mine")
+        report = sweep(journal)
+        assert place.names() == ["mine"]
+        assert report.removed == 2
+        assert report.failed == 0
+        rows = {row.name: row for row in journal.rows()}
+        assert rows["orphan"].state == "cleaned"
+        assert rows["orphan"].actor == "sweep"
+        assert rows["never"].state == "cleaned"
+        assert rows["mine"].state == "created"
+
+    def test_dry_run(self, journal: Journal, place: Place) -> None:
+        """A dry run reports orphans and removes nothing."""
+        dead = dead_owner()
+        journal.add_owner(dead)
+        place.add(journal, dead, "orphan")
+        report = sweep(journal, dry_run=True)
+        assert [(r.action, r.name) for r in report.results] == [
+            ("would-remove", "orphan")
+        ]
+        assert report.removed == 1
+        assert place.names() == ["orphan"]
+        assert journal.rows()[0].state == "created"
+        assert report.as_dict()["dry_run"] is True
+
+    def test_filters(self, journal: Journal, place: Place) -> None:
+        """Kinds (any alias), age and session narrow a sweep."""
+        old, other = dead_owner("s1"), dead_owner("s2")
+        journal.add_owner(old)
+        journal.add_owner(other)
+        place.add(journal, old, "aged", created=time.time() - 7200)
+        place.add(journal, old, "fresh")
+        place.add(journal, other, "elsewhere")
+        assert sweep(journal, kinds=["tempdir"]).removed == 0
+        assert [
+            r.name for r in sweep(journal, kinds=["markers"], older_than=3600).results
+        ] == ["aged"]
+        assert [r.name for r in sweep(journal, session="s2").results] == ["elsewhere"]
+        assert place.names() == ["fresh"]
+
+    def test_kept_until_retention(self, journal: Journal, place: Place) -> None:
+        """Kept resources of ended sessions go once their retention is over."""
+        dead = dead_owner()
+        journal.add_owner(dead)
+        place.add(journal, dead, "next-session", state="kept")
+        place.add(journal, dead, "later", state="kept", expires=time.time() + 3600)
+        place.add(journal, dead, "expired", state="kept", expires=time.time() - 1)
+        assert sweep(journal, include_kept=False).removed == 0
+        report = sweep(journal)
+        assert sorted(r.name for r in report.results) == ["expired", "next-session"]
+        assert place.names() == ["later"]
+
+    def test_unknown_kind_left_for_later(self, journal: Journal) -> None:
+        """A row whose kind cannot be imported here is skipped and left as it was."""
+        dead = dead_owner()
+        journal.add_owner(dead)
+        journal.insert(
+            dead,
+            scope="s",
+            kind="nosuch",
+            module="no.such.module",
+            name="x",
+            identity={},
+            state="created",
+        )
+        report = sweep(journal)
+        (result,) = report.results
+        assert result.action == "skipped"
+        assert "no.such.module" in (result.reason or "")
+        (row,) = journal.rows()
+        assert row.state == "created"
+        assert row.claim is None
+
+    def test_failures_are_recorded_and_retried(
+        self, journal: Journal, tmp_path: Path
+    ) -> None:
+        """A failed removal is recorded with why, and tried again next time."""
+        fail = {"yes"}
+
+        @attrs.define
+        class Fickle(BaseKind):
+            def delete(self, resource: Resource, *, wait: bool) -> None:
+                if fail:
+                    raise OSError("busy")
+
+        kind = register_kind(Fickle("fickle"))
+        try:
+            dead = dead_owner()
+            journal.add_owner(dead)
+            journal.insert(
+                dead,
+                scope="s",
+                kind="fickle",
+                module=None,
+                name="f",
+                identity={},
+                state="created",
+            )
+            first = sweep(journal)
+            assert first.failed == 1
+            (row,) = journal.rows()
+            assert row.state == "failed"
+            assert row.reason == "OSError: busy"
+            assert row.attempts == 1
+            fail.clear()
+            assert sweep(journal).removed == 1
+            assert journal.rows()[0].state == "cleaned"
+        finally:
+            unregister_kind(kind)
+
+    def test_claims(self, journal: Journal, place: Place) -> None:
+        """A dead sweeper's claim is taken over; a live one's is respected."""
+        dead = dead_owner()
+        journal.add_owner(dead)
+        place.add(journal, dead, "stale")
+        place.add(journal, dead, "taken")
+        gone = dead_owner()
+        journal.claim(f"sweep:{gone.claim}", lambda rows: rows[:1])
+        journal.claim(f"sweep:{current_owner().claim}", lambda rows: rows[:1])
+        now = time.time()
+        stale, taken = journal.rows()
+        assert is_orphan(stale, include_kept=True, now=now)
+        assert not is_orphan(taken, include_kept=True, now=now)
+        report = sweep(journal)
+        assert [r.name for r in report.results] == ["stale"]
+        assert place.names() == ["taken"]
+
+    def test_concurrent_sweeps_delete_once(
+        self, journal: Journal, place: Place
+    ) -> None:
+        """Sweeps racing over the same orphans delete each exactly once."""
+        dead = dead_owner()
+        journal.add_owner(dead)
+        names = [f"m{index:03}" for index in range(150)]
+        for name in names:
+            place.add(journal, dead, name)
+        removed: list[int] = []
+
+        def run() -> None:
+            with Journal(journal.path) as mine:
+                removed.append(sweep(mine).removed)
+
+        threads = [threading.Thread(target=run) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sum(removed) == len(names)
+        assert place.deleted() == names
+        assert place.names() == []
+
+
+@attrs.define
+class Opaque(BaseKind):
+    """A kind that cannot list its resources."""
+
+    def delete(self, resource: Resource, *, wait: bool) -> None:
+        pass
+
+
+class TestPrefixRules:
+    def test_only_unowned_prefixed_resources(
+        self, journal: Journal, place: Place, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A prefix rule removes unowned matches and orphans, not live or other ones."""
+        monkeypatch.setenv("MARKERKINDS_DIR", str(place.folder))
+        monkeypatch.setenv("MARKERKINDS_LOG", str(place.log))
+        dead, live = dead_owner(), current_owner()
+        journal.add_owner(dead)
+        journal.add_owner(live)
+        place.add(journal, dead, "test-orphan")
+        place.add(journal, live, "test-live")
+        (place.folder / "test-foreign").write_text("x", encoding="utf-8")
+        (place.folder / "other").write_text("x", encoding="utf-8")
+        rules = [PrefixRule("markers", "test-")]
+        preview = sweep(journal, prefix_rules=rules, dry_run=True)
+        assert sorted((r.action, r.name) for r in preview.results) == [
+            ("skipped", "test-live"),
+            ("would-remove", "test-foreign"),
+            ("would-remove", "test-orphan"),
+        ]
+        assert len(place.names()) == 4
+        report = sweep(journal, prefix_rules=rules)
+        assert sorted((r.action, r.name, r.row is None) for r in report.results) == [
+            ("removed", "test-foreign", True),
+            ("removed", "test-orphan", False),
+            ("skipped", "test-live", True),
+        ]
+        assert place.names() == ["other", "test-live"]
+        assert place.deleted() == ["test-foreign", "test-orphan"]
+
+    def test_without_journal(
+        self, place: Place, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Prefix rules work when there is no journal at all."""
+        monkeypatch.setenv("MARKERKINDS_DIR", str(place.folder))
+        (place.folder / "vm-1").write_text("x", encoding="utf-8")
+        report = sweep(None, prefix_rules=[PrefixRule("marker", "vm-")])
+        assert report.removed == 1
+        assert place.names() == []
+
+    def test_kind_must_list(self, journal: Journal) -> None:
+        """A kind without list_names cannot take a prefix rule."""
+        kind = register_kind(Opaque("opaque"))
+        try:
+            with pytest.raises(TypeError, match="list_names"):
+                sweep(journal, prefix_rules=[PrefixRule("opaque", "x")])
+        finally:
+            unregister_kind(kind)
+        with pytest.raises(UnknownKindError):
+            sweep(journal, prefix_rules=[PrefixRule("nosuch", "x")])
+        with pytest.raises(ValueError, match="non-empty"):
+            PrefixRule("marker", " ")
+
+
+class TestSessionStart:
+    def test_sweeps_and_counts(
+        self, tmp_path: Path, place: Place, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The session-start sweep removes orphans and says how many."""
+        path = tmp_path / "journal.sqlite3"
+        monkeypatch.setenv("CLEANROOM_JOURNAL", str(path))
+        with Journal(path) as journal:
+            dead = dead_owner()
+            journal.add_owner(dead)
+            place.add(journal, dead, "a")
+            place.add(journal, dead, "b")
+        assert session_start_sweep() == 2
+        assert session_start_sweep() == 0
+
+    def test_never_raises(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """No journal, a damaged one, or an unusable path: 0, and no exception."""
+        missing = tmp_path / "missing.sqlite3"
+        monkeypatch.setenv("CLEANROOM_JOURNAL", str(missing))
+        assert session_start_sweep() == 0
+        assert not missing.exists()
+        damaged = tmp_path / "damaged.sqlite3"
+        damaged.write_bytes(os.urandom(5000))
+        monkeypatch.setenv("CLEANROOM_JOURNAL", str(damaged))
+        assert session_start_sweep() == 0
+        blocked = tmp_path / "file"
+        blocked.write_text("", encoding="utf-8")
+        monkeypatch.setenv("CLEANROOM_JOURNAL", str(blocked / "journal.sqlite3"))
+        assert session_start_sweep() == 0
+        monkeypatch.setenv("CLEANROOM_JOURNAL", "off")
+        assert session_start_sweep() == 0
