@@ -1,0 +1,67 @@
+"""
+Timing helpers shared by the benchmarks: interleaved repetitions and medians.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Result:
+    """One benchmark's verdict: what was measured against what was promised."""
+
+    name: str
+    measured: float
+    goal: float
+    unit: str
+    higher_is_better: bool = False
+    detail: str = ""
+
+    @property
+    def met(self) -> bool:
+        if self.higher_is_better:
+            return self.measured >= self.goal
+        return self.measured <= self.goal
+
+    def row(self) -> tuple[str, str, str, str]:
+        sign = ">=" if self.higher_is_better else "<="
+        return (
+            self.name,
+            f"{self.measured:.3g} {self.unit}",
+            f"{sign} {self.goal:g} {self.unit}",
+            "ok" if self.met else "MISSED",
+        )
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """
+    Run *fn* once after a full collection; return the CPU seconds it took.
+
+    CPU time rather than wall time: on a shared machine, time spent waiting
+    for a processor is not the code's cost, and only makes numbers noisy.
+    """
+    gc.collect()
+    started = time.process_time()
+    fn()
+    return time.process_time() - started
+
+
+def interleaved(
+    repetitions: int, contenders: dict[str, Callable[[], float]]
+) -> dict[str, float]:
+    """
+    Run each contender *repetitions* times, alternating between them (and their
+    order) so that drifts in machine load hit all alike; return the medians.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    names = list(contenders)
+    for repetition in range(repetitions):
+        order = names if repetition % 2 == 0 else names[::-1]
+        for name in order:
+            samples[name].append(contenders[name]())
+    return {name: statistics.median(values) for name, values in samples.items()}

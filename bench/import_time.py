@@ -1,0 +1,94 @@
+"""
+Import cost: ``import cleanroom`` in a fresh interpreter against ``pass``, and
+which optional backends the import pulls in (it must pull in none).
+
+Each interpreter's cost is its CPU time (user + system, from ``wait4``), so
+that a busy machine does not count time spent waiting for a processor.
+Bytecode is cached in a private directory and warmed up first, as an
+installed package's would be, even where ``PYTHONDONTWRITEBYTECODE`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from _measure import Result, interleaved
+
+OPTIONAL = ("docker", "kubernetes")
+
+_LIST_MODULES = (
+    "import cleanroom, json, sys; "
+    "print(json.dumps(sorted(m for m in sys.modules "
+    f"if m.split('.')[0] in {OPTIONAL!r})))"
+)
+
+
+def _environment(cache: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = cache
+    return env
+
+
+def _cpu_seconds(code: str, env: dict[str, str]) -> float:
+    process = subprocess.Popen([sys.executable, "-c", code], env=env)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise RuntimeError(f"python -c {code!r} exited with {process.returncode}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def _optional_modules(env: dict[str, str]) -> list[str]:
+    output = subprocess.run(
+        [sys.executable, "-c", _LIST_MODULES],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    ).stdout
+    modules: list[str] = json.loads(output)
+    return modules
+
+
+def run(repetitions: int) -> list[Result]:
+    """Measure the added import time, and list optional modules imported."""
+    with tempfile.TemporaryDirectory(prefix="cleanroom-bench-") as cache:
+        env = _environment(cache)
+        for _ in range(2):
+            _cpu_seconds("import cleanroom", env)
+        medians = interleaved(
+            repetitions * 2,
+            {
+                "pass": lambda: _cpu_seconds("pass", env),
+                "import": lambda: _cpu_seconds("import cleanroom", env),
+                "attrs": lambda: _cpu_seconds("import attrs", env),
+            },
+        )
+        imported = _optional_modules(env)
+    added = (medians["import"] - medians["pass"]) * 1e3
+    floor = (medians["attrs"] - medians["pass"]) * 1e3
+    return [
+        Result(
+            "import cleanroom, added to python -c pass",
+            added,
+            30.0,
+            "ms",
+            detail=(
+                f"import {medians['import'] * 1e3:.1f} ms, "
+                f"pass {medians['pass'] * 1e3:.1f} ms of CPU; "
+                f"of the added time, import attrs alone (a dependency) is "
+                f"{floor:.1f} ms and the rest {added - floor:.1f} ms"
+            ),
+        ),
+        Result(
+            f"{' and '.join(OPTIONAL)} modules imported by import cleanroom",
+            len(imported),
+            0,
+            "modules",
+            detail=", ".join(imported) or "none",
+        ),
+    ]
