@@ -6,7 +6,6 @@ Entry points: ``managed_resources``, ``with_cleanup``, ``current_scope`` and
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -177,6 +176,8 @@ def with_cleanup(
     Scope(**settings)  # check the settings where they are written
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        import inspect
+
         if not callable(fn):
             raise TypeError(f"with_cleanup decorates functions, not {fn!r}")
         scope_name = name or getattr(fn, "__qualname__", None) or repr(fn)

@@ -23,6 +23,8 @@ _ids = itertools.count(1)
 
 
 def _to_names(names: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(names, str):
+        return (names,)
     return tuple(names)
 
 
