@@ -836,6 +836,17 @@ class Journal:
 
         return self._run(work)
 
+    def modules(self) -> list[str]:
+        """Return the modules that register the kinds of unsettled rows."""
+        found = self._run(
+            lambda conn: conn.execute(
+                "SELECT DISTINCT module FROM resources WHERE module IS NOT NULL "
+                "AND state NOT IN ('cleaned', 'forgotten')"
+            ).fetchall(),
+            write=False,
+        )
+        return sorted(module for (module,) in found)
+
     def counts(self) -> dict[str, int]:
         """Return how many rows are in each state."""
         found = self._run(

@@ -227,6 +227,15 @@ class SweepReport:
 # -- resolving kinds --------------------------------------------------------------
 
 
+def _import_quietly(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except Exception as exc:
+        log.debug("cannot import %s: %s", module, exc)
+        return False
+    return True
+
+
 def resolve_kind(name: str, module: str | None = None) -> Kind | None:
     """
     Return the kind registered as *name*, importing *module* (where it was
@@ -242,10 +251,7 @@ def resolve_kind(name: str, module: str | None = None) -> Kind | None:
     except UnknownKindError:
         pass
     if module:
-        try:
-            importlib.import_module(module)
-        except Exception as exc:
-            log.debug("cannot import %s for the kind %r: %s", module, name, exc)
+        if not _import_quietly(module):
             return None
         try:
             return get_kind(name)
@@ -500,7 +506,13 @@ def sweep(
     began = time.monotonic()
     now = time.time()
     report = SweepReport(str(journal.path) if journal is not None else None, dry_run)
-    wanted = None if kinds is None else sorted({canonical_kind(k) for k in kinds})
+    wanted = None
+    if kinds is not None:
+        if journal is not None:
+            # Aliases of kinds that this process has not imported yet.
+            for module in journal.modules():
+                _import_quietly(module)
+        wanted = sorted({canonical_kind(k) for k in kinds})
     created_before = None if older_than is None else now - older_than
 
     def select(candidates: list[Row]) -> list[Row]:

@@ -1,0 +1,518 @@
+"""
+Tests of the ``cleanroom`` command: help, ``check``, ``list``, ``sweep`` and ``run``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cleanroom import __version__
+from cleanroom._check import check_docker
+from cleanroom._cli import main
+from cleanroom._journal import Journal
+from cleanroom._session import Owner, current_owner, hostname, new_id
+
+TESTS = Path(__file__).parent
+
+
+def cleanroom(
+    *args: str, journal: Path | None = None, cwd: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m cleanroom`` with *args*."""
+    environ = {**os.environ, "PYTHONPATH": str(TESTS), **env}
+    if journal is not None:
+        environ["CLEANROOM_JOURNAL"] = str(journal)
+    return subprocess.run(
+        [sys.executable, "-m", "cleanroom", *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+
+
+def dead_owner(session: str) -> Owner:
+    process = subprocess.Popen(["sleep", "0"])
+    data = Path(f"/proc/{process.pid}/stat").read_bytes()
+    start = int(data[data.rfind(b")") + 2 :].split()[19])
+    process.wait()
+    return Owner(new_id(), session, hostname(), process.pid, start)
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Path:
+    return tmp_path / "journal.sqlite3"
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    path = tmp_path / "markers"
+    path.mkdir()
+    return path
+
+
+def marker(
+    journal: Journal,
+    owner: Owner,
+    folder: Path,
+    name: str,
+    state: str = "created",
+    **extra: object,
+) -> None:
+    path = folder / name
+    path.write_text("x", encoding="utf-8")
+    journal.insert(
+        owner,
+        scope="test",
+        kind="marker",
+        module="markerkinds",
+        name=name,
+        identity={"path": str(path)},
+        state=state,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def populated(journal: Path, folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A journal with live, leaked, kept, failed and cleaned resources."""
+    monkeypatch.syspath_prepend(str(TESTS))
+    with Journal(journal) as opened:
+        live, dead = current_owner(), dead_owner("deadsession")
+        opened.add_owner(live, command="pytest tests")
+        opened.add_owner(dead, command="pytest -x")
+        marker(opened, live, folder, "live-one")
+        marker(opened, dead, folder, "leaked-one")
+        marker(
+            opened, dead, folder, "kept-one", "kept", reason="inspect me", hint="rm it"
+        )
+        marker(opened, dead, folder, "failed-one", "failed", reason="OSError: busy")
+        marker(opened, dead, folder, "cleaned-one", "cleaned")
+    (folder / "cleaned-one").unlink()
+    return journal
+
+
+class TestHelp:
+    def test_commands(self) -> None:
+        """The top-level help lists every command and where the journal is."""
+        result = cleanroom("--help")
+        assert result.returncode == 0
+        for word in ("check", "list", "sweep", "run", "CLEANROOM_JOURNAL"):
+            assert word in result.stdout
+
+    @pytest.mark.parametrize(
+        ("command", "words"),
+        [
+            ("check", ["round trip", "--json"]),
+            ("list", ["leaked", "--session", "--all", "--json"]),
+            (
+                "sweep",
+                [
+                    "--dry-run",
+                    "--kind",
+                    "--older-than",
+                    "--session",
+                    "--prefix",
+                    "--yes",
+                    "--json",
+                    "--import",
+                ],
+            ),
+            ("run", ["--level", "--on-failure", "--force", "130", "143", "SIGKILL"]),
+        ],
+    )
+    def test_command_help(self, command: str, words: list[str]) -> None:
+        """Each command's help explains its options."""
+        result = cleanroom(command, "--help")
+        assert result.returncode == 0
+        text = " ".join(result.stdout.split())
+        for word in words:
+            assert word in text
+
+    def test_version(self) -> None:
+        """--version prints the version."""
+        result = cleanroom("--version")
+        assert result.stdout.strip() == f"cleanroom {__version__}"
+
+    def test_no_command(self) -> None:
+        """A command is required."""
+        result = cleanroom()
+        assert result.returncode == 2
+        assert "COMMAND" in result.stderr
+
+
+class TestCheck:
+    def test_all_good(self, journal: Path) -> None:
+        """check runs a round trip per kind and ends with a verdict."""
+        result = cleanroom("check", journal=journal)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"cleanroom {__version__}" in result.stdout
+        for line in ("files", "processes", "tasks", "docker", "kubernetes"):
+            assert line in result.stdout
+        assert "orphans: 0 would be removed" in result.stdout
+        assert result.stdout.rstrip().endswith(
+            "OK: cleanroom creates and cleans resources here"
+        )
+
+    def test_json(self, journal: Path) -> None:
+        """check --json reports the same as data."""
+        result = cleanroom("check", "--json", "--journal", str(journal))
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["ok"] is True
+        assert {trip["name"]: trip["ok"] for trip in report["roundtrips"]} == {
+            "files": True,
+            "processes": True,
+            "tasks": True,
+        }
+        assert report["journal"]["ok"] is True
+        assert str(journal) in report["journal"]["detail"]
+        assert report["orphans"] == 0
+        with Journal(journal) as opened:
+            assert {row.state for row in opened.rows()} == {"cleaned"}
+
+    def test_failed_round_trip(self, journal: Path, tmp_path: Path) -> None:
+        """A failing round trip makes check exit 1 and say which."""
+        code = (
+            "import tempfile, sys\n"
+            f"tempfile.tempdir = {str(tmp_path / 'missing')!r}\n"
+            "from cleanroom._cli import main\n"
+            "sys.exit(main(['check']))\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "CLEANROOM_JOURNAL": str(journal)},
+            check=False,
+        )
+        assert result.returncode == 1
+        assert "FAIL" in result.stdout
+        assert "FAILED: the files round trip failed" in result.stdout
+
+    def test_orphans_counted(self, populated: Path) -> None:
+        """check says how many orphans a sweep would remove."""
+        result = cleanroom("check", journal=populated)
+        assert "orphans: 3 would be removed" in result.stdout
+
+    def test_journal_off(self) -> None:
+        """check works with journaling off, and says so."""
+        result = cleanroom("check", CLEANROOM_JOURNAL="off")
+        assert result.returncode == 0
+        assert "off (CLEANROOM_JOURNAL=off)" in result.stdout
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Path]:
+    """A unix socket that answers Docker's ping, like a local engine."""
+    path = tmp_path / "docker.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen()
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(1024)
+                conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nOK")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield path
+    server.close()
+    thread.join(timeout=5)
+
+
+class TestBackends:
+    def test_local_engine(self, engine: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A local engine that answers its ping is reachable."""
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{engine}")
+        line, reachable = check_docker()
+        assert reachable
+        assert line.ok is True
+        assert "200" in line.detail
+
+    def test_missing_engine(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A missing socket is reported, not raised."""
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'none.sock'}")
+        line, reachable = check_docker()
+        assert not reachable
+        assert "missing" in line.detail
+
+    def test_remote_engine_not_contacted(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Engines elsewhere than 127.0.0.1 or a unix socket are not contacted."""
+        monkeypatch.setenv("DOCKER_HOST", "tcp://docker.example.com:2376")
+        line, reachable = check_docker()
+        assert not reachable
+        assert "not checked (not local)" in line.detail
+
+
+class TestList:
+    def test_human(self, populated: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """list shows sessions, owners and resources by status, with how to delete."""
+        assert main(["list", "--journal", str(populated)]) == 0
+        out = capsys.readouterr().out
+        assert "live      marker 'live-one'" in out
+        assert "leaked    marker 'leaked-one'" in out
+        assert "kept      marker 'kept-one' — inspect me; delete with: rm it" in out
+        assert "failed    marker 'failed-one' — OSError: busy" in out
+        assert "cleaned-one" not in out
+        assert "session deadsession" in out
+        assert "dead" in out
+        assert "alive" in out
+        assert "2 sessions: 1 failed, 1 kept, 1 leaked, 1 live" in out
+
+    def test_all_and_session(
+        self, populated: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--all shows settled resources; --session picks one session by prefix."""
+        assert (
+            main(["list", "--journal", str(populated), "--all", "--session", "deadses"])
+            == 0
+        )
+        out = capsys.readouterr().out
+        assert "cleaned   marker 'cleaned-one'" in out
+        assert "live-one" not in out
+
+    def test_json(self, populated: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """list --json gives sessions, owners and resources as data."""
+        assert main(["list", "--json", "--journal", str(populated)]) == 0
+        document = json.loads(capsys.readouterr().out)
+        assert document["journal"] == str(populated)
+        by_id = {session["id"]: session for session in document["sessions"]}
+        dead = by_id["deadsession"]
+        assert dead["counts"] == {"leaked": 1, "kept": 1, "failed": 1}
+        assert {owner["status"] for owner in dead["owners"]} == {"dead"}
+        statuses = {r["name"]: r["status"] for r in dead["resources"]}
+        assert statuses == {
+            "leaked-one": "leaked",
+            "kept-one": "kept",
+            "failed-one": "failed",
+        }
+
+    def test_empty(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A missing journal lists nothing and is not created."""
+        path = tmp_path / "none.sqlite3"
+        assert main(["list", "--journal", str(path)]) == 0
+        assert "no sessions" in capsys.readouterr().out
+        assert not path.exists()
+
+
+class TestSweepCommand:
+    def test_dry_run_then_sweep(self, populated: Path, folder: Path) -> None:
+        """--dry-run shows the orphans; a sweep removes them and no more."""
+        preview = cleanroom("sweep", "--dry-run", journal=populated)
+        assert preview.returncode == 0
+        assert "would remove  marker 'leaked-one'" in preview.stdout
+        assert "3 orphans would be removed" in preview.stdout
+        assert len(list(folder.iterdir())) == 4
+        result = cleanroom("sweep", journal=populated)
+        assert result.returncode == 0, result.stderr
+        assert "removed 3 orphans" in result.stdout
+        assert sorted(p.name for p in folder.iterdir()) == ["live-one"]
+
+    def test_json_and_filters(self, populated: Path, folder: Path) -> None:
+        """--json reports results; --keep-kept and --kind narrow the sweep."""
+        result = cleanroom(
+            "sweep", "--json", "--keep-kept", "--kind", "markers", journal=populated
+        )
+        report = json.loads(result.stdout)
+        assert sorted(r["name"] for r in report["results"]) == [
+            "failed-one",
+            "leaked-one",
+        ]
+        assert report["removed"] == 2
+        assert (folder / "kept-one").exists()
+        other = cleanroom("sweep", "--json", "--kind", "tempdir", journal=populated)
+        assert json.loads(other.stdout)["removed"] == 0
+
+    def test_prefix_rules(self, journal: Path, folder: Path) -> None:
+        """Prefix rules need --kind, --yes outside a terminal, and a known kind."""
+        (folder / "vm-1").write_text("x", encoding="utf-8")
+        (folder / "keep-me").write_text("x", encoding="utf-8")
+        env = {"MARKERKINDS_DIR": str(folder), "PYTHONPATH": ""}
+        no_kind = cleanroom("sweep", "--prefix", "vm-", journal=journal, **env)
+        assert no_kind.returncode == 2
+        assert "--prefix needs --kind" in no_kind.stderr
+        unknown = cleanroom(
+            "sweep",
+            "--yes",
+            "--prefix",
+            "vm-",
+            "--kind",
+            "marker",
+            journal=journal,
+            **env,
+        )
+        assert unknown.returncode == 2
+        assert "unknown kind 'marker'" in unknown.stderr
+        args = [
+            "sweep",
+            "--prefix",
+            "vm-",
+            "--kind",
+            "marker",
+            "--import",
+            "markerkinds",
+        ]
+        unconfirmed = cleanroom(*args, journal=journal, cwd=TESTS, **env)
+        assert unconfirmed.returncode == 2
+        assert "--yes" in unconfirmed.stderr
+        assert (folder / "vm-1").exists()
+        done = cleanroom(*args, "--yes", journal=journal, cwd=TESTS, **env)
+        assert done.returncode == 0, done.stderr
+        assert "removed       marker 'vm-1' (prefix 'vm-')" in done.stdout
+        assert sorted(p.name for p in folder.iterdir()) == ["keep-me"]
+
+    def test_bad_arguments(self, journal: Path) -> None:
+        """Bad durations and imports are usage errors."""
+        bad = cleanroom("sweep", "--older-than", "soon", journal=journal)
+        assert bad.returncode == 2
+        assert "--older-than" in bad.stderr
+        missing = cleanroom("sweep", "--import", "no_such_module_here", journal=journal)
+        assert missing.returncode == 2
+        assert "no_such_module_here" in missing.stderr
+
+    def test_failure_exit_status(self, journal: Path, folder: Path) -> None:
+        """A removal that fails makes sweep exit 1 and say why."""
+        with Journal(journal) as opened:
+            dead = dead_owner("s")
+            opened.add_owner(dead)
+            opened.insert(
+                dead,
+                scope="s",
+                kind="marker",
+                module="markerkinds",
+                name="bad",
+                identity={"path": str(folder / "sub" / "..")},
+                state="created",
+            )
+        (folder / "sub").mkdir()
+        result = cleanroom("sweep", journal=journal)
+        assert result.returncode == 1
+        assert "FAILED" in result.stdout
+        assert "1 failed" in result.stdout
+
+
+CHILD = """
+import os, signal, sys
+from pathlib import Path
+import markerkinds
+from cleanroom import Scope
+root = Path(sys.argv[1])
+mode = sys.argv[2]
+print(os.environ.get("CLEANROOM_SESSION"), os.environ.get("CLEANROOM_LEVEL"),
+      os.environ.get("CLEANROOM_JOURNAL"), flush=True)
+scope = Scope("run").__enter__()
+markerkinds.make(scope, root / "made")
+scope.tempdir(dir=root)
+if mode == "kill":
+    os.kill(os.getpid(), signal.SIGKILL)
+if mode == "fail":
+    scope.keep(reason="failed")
+    scope.close()
+    sys.exit(1)
+sys.exit(int(mode))
+"""
+
+
+class TestRun:
+    def test_exit_status_and_cleanup(self, journal: Path, folder: Path) -> None:
+        """The command's exit status passes through and its leftovers are cleaned."""
+        result = cleanroom(
+            "run", "--", sys.executable, "-c", CHILD, str(folder), "3", journal=journal
+        )
+        assert result.returncode == 3, result.stderr
+        assert list(folder.iterdir()) == []
+
+    def test_killed_command(self, journal: Path, folder: Path) -> None:
+        """A command killed by SIGKILL exits 137, and nothing it made remains."""
+        result = cleanroom(
+            "run",
+            "--level",
+            "all",
+            "--",
+            sys.executable,
+            "-c",
+            CHILD,
+            str(folder),
+            "kill",
+            journal=journal,
+        )
+        assert result.returncode == 137
+        assert list(folder.iterdir()) == []
+        assert "cleaned 2 leftovers" in result.stderr
+        session, level, path = result.stdout.split()
+        assert level == "all"
+        assert path == str(journal)
+        with Journal(journal) as opened:
+            rows = opened.rows(session=session)
+        assert len(rows) == 2
+        assert {row.state for row in rows} == {"cleaned"}
+
+    def test_kept_resources_stay(self, journal: Path, folder: Path) -> None:
+        """What a failed command kept on purpose stays, for list and the next sweep."""
+        result = cleanroom(
+            "run",
+            "--",
+            sys.executable,
+            "-c",
+            CHILD,
+            str(folder),
+            "fail",
+            journal=journal,
+        )
+        assert result.returncode == 1
+        assert (folder / "made").exists()
+        listing = cleanroom("list", journal=journal)
+        assert "kept      marker 'made' — failed" in listing.stdout
+        assert cleanroom("sweep", journal=journal).returncode == 0
+        assert list(folder.iterdir()) == []
+
+    def test_policy_checked(self, journal: Path) -> None:
+        """A bad policy value fails at once, naming the valid ones."""
+        result = cleanroom("run", "--level", "most", "--", "true", journal=journal)
+        assert result.returncode == 2
+        assert "'none', 'pods', 'all'" in result.stderr
+
+    def test_usage(self, journal: Path) -> None:
+        """run needs a command, and says when it cannot be found."""
+        assert cleanroom("run", journal=journal).returncode == 2
+        missing = cleanroom("run", "--", "no-such-command-here", journal=journal)
+        assert missing.returncode == 127
+        assert "command not found" in missing.stderr
+
+    def test_fresh_session_each_time(self, journal: Path, folder: Path) -> None:
+        """Each run is a session of its own, named in the child's environment."""
+        sessions = set()
+        for _ in range(2):
+            result = cleanroom(
+                "run",
+                "--",
+                sys.executable,
+                "-c",
+                CHILD,
+                str(folder),
+                "0",
+                journal=journal,
+            )
+            sessions.add(result.stdout.split()[0])
+        assert len(sessions) == 2
+        assert "None" not in sessions
