@@ -1,5 +1,9 @@
 """
-Run every code example of the documentation, the README and the docstrings.
+Settings of every test run, and the runner of every code example of the
+documentation, the README and the docstrings.
+
+Each run gets a journal of its own, never the user's cache, whatever part of
+the project it runs.
 
 Python blocks run in one namespace per document, inside a fresh temporary
 directory that is the current directory while the document's examples run.
@@ -23,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sybil import Document, Example, Region, Sybil
 from sybil.evaluators.python import PythonEvaluator
 from sybil.parsers import myst, rest
@@ -31,6 +36,27 @@ from sybil.region import Lexeme
 # Import the installed package before pytest collects ``cleanroom/`` for its
 # docstrings, so that pytest reuses it instead of importing the source tree.
 import cleanroom  # noqa: F401
+
+_JOURNAL_DIR = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the run a journal of its own, never the user's cache."""
+    if "CLEANROOM_JOURNAL" in os.environ:
+        return
+    folder = tempfile.mkdtemp(prefix="cleanroom-tests-")
+    config.stash[_JOURNAL_DIR] = folder
+    # Set before pytest-xdist starts its workers, so that they share it.
+    os.environ["CLEANROOM_JOURNAL"] = str(Path(folder) / "journal.sqlite3")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the run's journal."""
+    folder = config.stash.get(_JOURNAL_DIR, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop("CLEANROOM_JOURNAL", None)
+
 
 _TEST_FILE = re.compile(r"\A# (test_\w+\.py)\n")
 _python = PythonEvaluator()

@@ -49,6 +49,8 @@ nitpick_ignore = [
     ("py:func", "fnmatch.fnmatchcase"),
     ("py:func", "tempfile.mkdtemp"),
     ("py:func", "tempfile.mkstemp"),
+    ("py:class", "unittest.IsolatedAsyncioTestCase"),
+    ("py:class", "unittest.TestCase"),
     # Type variables and aliases of the signatures.
     ("py:class", "~P"),
     ("py:class", "cleanroom._api.R"),
