@@ -15,6 +15,7 @@ Napoleon's ``Example::`` sections all run.
 
 from __future__ import annotations
 
+import atexit
 import doctest
 import os
 import re
@@ -27,7 +28,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sybil import Document, Example, Region, Sybil
 from sybil.evaluators.python import PythonEvaluator
 from sybil.parsers import myst, rest
@@ -37,25 +37,17 @@ from sybil.region import Lexeme
 # docstrings, so that pytest reuses it instead of importing the source tree.
 import cleanroom  # noqa: F401
 
-_JOURNAL_DIR = pytest.StashKey[str]()
 
-
-def pytest_configure(config: pytest.Config) -> None:
+def pytest_configure() -> None:
     """Give the run a journal of its own, never the user's cache."""
     if "CLEANROOM_JOURNAL" in os.environ:
         return
     folder = tempfile.mkdtemp(prefix="cleanroom-tests-")
-    config.stash[_JOURNAL_DIR] = folder
     # Set before pytest-xdist starts its workers, so that they share it.
     os.environ["CLEANROOM_JOURNAL"] = str(Path(folder) / "journal.sqlite3")
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """Remove the run's journal."""
-    folder = config.stash.get(_JOURNAL_DIR, None)
-    if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)
-        os.environ.pop("CLEANROOM_JOURNAL", None)
+    # Removed at exit, after the journal's own exit handler (registered later,
+    # so run earlier) has closed it.
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
 
 
 _TEST_FILE = re.compile(r"\A# (test_\w+\.py)\n")
