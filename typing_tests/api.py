@@ -8,8 +8,9 @@ differs from the one written.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, assert_type
+from typing import Any, ClassVar, assert_type
 
 import cleanroom
 from cleanroom import (
@@ -25,6 +26,7 @@ from cleanroom import (
     register,
     with_cleanup,
 )
+from cleanroom.unittest import CleanroomTestCase, IsolatedAsyncioCleanroomTestCase
 
 
 class Connection:
@@ -112,3 +114,17 @@ def check_entry_points() -> None:
 def check_errors(error: CleanupError) -> None:
     assert_type(error.resources, tuple[Resource, ...])
     assert_type(error.exceptions[0], Exception)
+
+
+class CheckTestCase(CleanroomTestCase):
+    cleanroom_policy: ClassVar[Mapping[str, Any]] = {"level": "pods"}
+
+    def test_scopes(self) -> None:
+        assert_type(self.cleanroom, Scope)
+        assert_type(self.cleanroom_class, Scope)
+        assert_type(type(self).cleanroom_class, Scope)
+
+
+class CheckAsyncTestCase(IsolatedAsyncioCleanroomTestCase):
+    async def test_scope(self) -> None:
+        assert_type(self.cleanroom, Scope)
