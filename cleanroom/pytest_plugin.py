@@ -59,8 +59,22 @@ _INI_HELP: Final = {
 }
 
 _PLUGIN: Final = pytest.StashKey["_Plugin"]()
-_REPORTS: Final = pytest.StashKey[dict[str, pytest.TestReport]]()
 _MARKER: Final = pytest.StashKey[dict[str, Any]]()
+
+#: The fixtures whose use makes the plugin hear the tests' reports.
+FIXTURES: Final = frozenset(
+    {
+        "cleanroom",
+        "resource_manager",
+        "cleanroom_class",
+        "cleanroom_module",
+        "cleanroom_session",
+    }
+)
+
+# The plugins of the runs in progress, innermost last (pytester runs pytest
+# inside pytest).
+_active: list[_Plugin] = []
 
 _ENV_SESSION: Final = "CLEANROOM_SESSION"
 _ENV_JOURNAL: Final = "CLEANROOM_JOURNAL"
@@ -189,21 +203,22 @@ def marker_settings(node: pytest.Item | pytest.Collector) -> dict[str, Any]:
             )
         given["level"] = alias
     settings = {key: value for key, value in given.items() if value is not None}
-    Policy().evolve(**settings)
+    if settings:
+        Policy().evolve(**settings)
     return settings
 
 
 def _marked(node: Any, cache: dict[int, bool]) -> bool:
     """Tell whether *node* or a parent carries the marker, remembering parents."""
-    if node is None:
+    if any(mark.name == "cleanroom" for mark in node.own_markers):
+        return True
+    parent = node.parent
+    if parent is None:
         return False
-    key = id(node)
+    key = id(parent)
     found = cache.get(key)
     if found is None:
-        found = any(mark.name == "cleanroom" for mark in node.own_markers) or _marked(
-            node.parent, cache
-        )
-        cache[key] = found
+        found = cache[key] = _marked(parent, cache)
     return found
 
 
@@ -211,41 +226,59 @@ def _marked(node: Any, cache: dict[int, bool]) -> bool:
 
 
 class _Open:
-    """A scope that a fixture holds open, and whether a test in it failed."""
+    """
+    A scope that a fixture holds open, and what the reports said about the
+    tests it covers: the fixture's own test (*prefix* is its node id), or
+    every test under a class or module (*prefix* of their node ids) or the
+    session (``None``).
+    """
 
-    __slots__ = ("failed", "node", "scope")
+    __slots__ = ("broad", "failed", "prefix", "scope", "skipped")
 
-    def __init__(self, scope: Scope, node: pytest.Item | pytest.Collector) -> None:
+    def __init__(self, scope: Scope, prefix: str | None, *, broad: bool) -> None:
         self.scope = scope
-        self.node = node
+        self.prefix = prefix
+        self.broad = broad
         self.failed = False
+        self.skipped = False
+
+    def covers(self, nodeid: str) -> bool:
+        prefix = self.prefix
+        return prefix is None or nodeid.startswith(prefix)
 
 
 class _Outcomes:
     """
-    Keeps every test's reports on the test, and marks the open class, module
-    and session scopes failed when a test in them fails. Registered when the
-    first cleanroom fixture is set up, so suites that never use one pay nothing.
+    Hears which test is set up, and every report, marking the open scopes of
+    failed (or skipped) tests. Registered when collection finds a test that
+    uses a cleanroom fixture or the marker, so suites that never use them pay
+    for no per-test hook.
     """
+
+    __slots__ = ("_plugin",)
 
     def __init__(self, plugin: _Plugin) -> None:
         self._plugin = plugin
 
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
-        reports = item.stash.get(_REPORTS, None)
-        if reports is None:
-            reports = item.stash[_REPORTS] = {}
-        reports[report.when] = report
-        if report.failed and self._plugin.broad:
-            chain = item.listchain()
-            for opened in self._plugin.broad:
-                if opened.node in chain:
-                    opened.failed = True
-        return report
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """Remember the test being set up, for the ``cleanroom`` fixture."""
+        self._plugin.item = item
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Note a failure in any phase, or a skip, on the scopes it concerns."""
+        if report.failed:
+            plugin = self._plugin
+            opened = plugin.tests.get(report.nodeid)
+            if opened is not None:
+                opened.failed = True
+            for broad in plugin.broad:
+                if broad.covers(report.nodeid):
+                    broad.failed = True
+        elif report.skipped and not hasattr(report, "wasxfail"):
+            opened = self._plugin.tests.get(report.nodeid)
+            if opened is not None:
+                opened.skipped = True
 
 
 class _Plugin:
@@ -255,8 +288,12 @@ class _Plugin:
         self.config = config
         self.worker = hasattr(config, "workerinput")
         self.active = False
+        #: Open scopes of tests, by node id; of classes, modules and the session.
+        self.tests: dict[str, _Open] = {}
         self.broad: list[_Open] = []
-        self.open: list[_Open] = []
+        self.item: pytest.Item | None = None
+        self.session: pytest.Session | None = None
+        self._marked: dict[int, bool] = {}
         self.interrupt: BaseException | None = None
         self.remote: list[dict[str, Any]] = []
         self._environ: dict[str, str | None] = {}
@@ -336,37 +373,69 @@ class _Plugin:
 
     # -- scopes
 
-    def activate(self) -> None:
+    def track(self) -> None:
+        """Start hearing the tests' reports (once cleanroom's fixtures are in use)."""
         if not self.active:
             self.active = True
             self.config.pluginmanager.register(_Outcomes(self), "cleanroom-outcomes")
 
-    def opened(self, opened: _Open, *, broad: bool) -> None:
-        self.open.append(opened)
-        if broad:
-            self.broad.append(opened)
+    def open_test(self) -> tuple[Scope, _Open]:
+        """Open the scope of the test being set up, with its markers' policy."""
+        item = self.item
+        if item is None:
+            # Requested dynamically (request.getfixturevalue) by a suite that
+            # names no cleanroom fixture statically: find the test by its id.
+            item = self._current_item()
+            self.track()
+        settings = item.stash.get(_MARKER, None)
+        if settings is None:
+            # Unmarked at collection; a marker may have been added since.
+            settings = marker_settings(item) if item.own_markers else {}
+        nodeid = item.nodeid
+        scope = Scope(nodeid, **settings)
+        opened = _Open(scope, nodeid, broad=False)
+        self.tests[nodeid] = opened
+        scope.__enter__()
+        return scope, opened
+
+    def open_broad(self, node: pytest.Collector) -> tuple[Scope, _Open]:
+        """Open the scope of a class, a module or the session."""
+        self.track()
+        if isinstance(node, pytest.Session):
+            settings: dict[str, Any] = {}
+        else:
+            settings = marker_settings(node) if _marked(node, self._marked) else {}
+        nodeid = node.nodeid
+        scope = Scope(nodeid or "pytest-session", **settings)
+        opened = _Open(scope, f"{nodeid}::" if nodeid else None, broad=True)
+        self.broad.append(opened)
+        scope.__enter__()
+        return scope, opened
+
+    def _current_item(self) -> pytest.Item:
+        current = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+        session = self.session
+        if session is not None:
+            for item in session.items:
+                if item.nodeid == current:
+                    return item
+        raise RuntimeError(f"cleanroom: cannot find the running test {current!r}")
 
     def outcome(self, opened: _Open) -> Outcome:
-        node = opened.node
-        skipped = False
-        if isinstance(node, pytest.Item):
-            reports = node.stash.get(_REPORTS, {})
-            for report in reports.values():
-                if report.failed:
-                    return Outcome.FAILED
-                if report.skipped and not hasattr(report, "wasxfail"):
-                    skipped = True
-        elif opened.failed:
+        if opened.failed:
             return Outcome.FAILED
         if self.interrupt is not None:
             return Outcome.INTERRUPTED
-        return Outcome.SKIPPED if skipped else Outcome.PASSED
+        return Outcome.SKIPPED if opened.skipped else Outcome.PASSED
 
     def close(self, opened: _Open, outcome: Outcome | None = None) -> None:
-        if opened in self.broad:
+        """Close a fixture's scope by the outcome of what it covered."""
+        if opened.broad:
+            if opened not in self.broad:
+                return
             self.broad.remove(opened)
-        if opened in self.open:
-            self.open.remove(opened)
+        elif self.tests.pop(str(opened.prefix), None) is None:
+            return
         scope = opened.scope
         scope.set_outcome(outcome or self.outcome(opened))
         scope.__exit__(None, None, None)
@@ -378,8 +447,9 @@ class _Plugin:
 
     # -- hooks
 
-    def pytest_sessionstart(self) -> None:
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
         """Sweep the orphans of dead sessions, once per run (in xdist's controller)."""
+        self.session = session
         config = self.config
         if self.worker:
             return
@@ -397,22 +467,27 @@ class _Plugin:
         """
         Give every test that carries the ``cleanroom`` marker its scope, so that
         the marker's policy holds for ``with_cleanup`` and ``managed_resources``
-        in it, and check the marker's settings once.
+        in it, and check the marker's settings once. Start hearing reports only
+        when some test uses cleanroom's fixtures.
         """
-        cache: dict[int, bool] = {}
+        cache = self._marked
+        used = False
         for item in items:
-            if not (
-                any(mark.name == "cleanroom" for mark in item.own_markers)
-                or _marked(item.parent, cache)
-            ):
+            names = getattr(item, "fixturenames", None)
+            if not used and names and not FIXTURES.isdisjoint(names):
+                used = True
+            if not _marked(item, cache):
                 continue
             try:
                 item.stash[_MARKER] = marker_settings(item)
             except PolicyError as exc:
                 raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
-            names = getattr(item, "fixturenames", None)
-            if names is not None and "cleanroom" not in names:
-                names.append("cleanroom")
+            if names is not None:
+                used = True
+                if "cleanroom" not in names:
+                    names.append("cleanroom")
+        if used:
+            self.track()
 
     def pytest_keyboard_interrupt(
         self, excinfo: pytest.ExceptionInfo[BaseException]
@@ -471,7 +546,7 @@ class _Plugin:
             hold.__exit__(None, None, None)
 
     def _finish(self, session: pytest.Session) -> None:
-        for opened in list(self.open):
+        for opened in [*self.tests.values(), *reversed(self.broad)]:
             # A fixture that pytest never tore down: the run stopped early.
             try:
                 self.close(opened, Outcome.INTERRUPTED)
@@ -598,6 +673,7 @@ def pytest_configure(config: pytest.Config) -> None:
     plugin = _Plugin(config)
     plugin.configure()
     config.stash[_PLUGIN] = plugin
+    _active.append(plugin)
     config.pluginmanager.register(plugin, "cleanroom-run")
 
 
@@ -606,6 +682,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     plugin = config.stash.get(_PLUGIN, None)
     if plugin is not None:
         plugin.unconfigure()
+        if plugin in _active:
+            _active.remove(plugin)
 
 
 def _anything(summary: Mapping[str, Any]) -> bool:
@@ -634,32 +712,19 @@ def _where(entry: Mapping[str, Any], *, verbose: bool) -> str:
 # -- fixtures ------------------------------------------------------------------------
 
 
-def _scope_for(request: pytest.FixtureRequest, *, broad: bool) -> Iterator[Scope]:
-    plugin = _plugin(request.config)
-    plugin.activate()
-    node = request.node
-    if isinstance(node, pytest.Item):
-        settings = node.stash.get(_MARKER, None)
-        if settings is None:
-            settings = marker_settings(node)
-    else:
-        settings = marker_settings(node) if not isinstance(node, pytest.Session) else {}
-    scope = Scope(node.nodeid or "pytest-session", **settings)
-    opened = _Open(scope, node)
-    plugin.opened(opened, broad=broad)
-    scope.__enter__()
-    yield scope
-    plugin.close(opened)
-
-
 @pytest.fixture
-def cleanroom(request: pytest.FixtureRequest) -> Iterator[Scope]:
+def cleanroom() -> Iterator[Scope]:
     """
     A :class:`~cleanroom.Scope` for this test, cleaned by the test's outcome.
 
     .. versionadded:: 0.1.0
     """
-    yield from _scope_for(request, broad=False)
+    # No ``request`` argument: pytest builds three fixture definitions per
+    # test for it, which would double this fixture's cost.
+    plugin = _active[-1]
+    scope, opened = plugin.open_test()
+    yield scope
+    plugin.close(opened)
 
 
 @pytest.fixture
@@ -679,7 +744,10 @@ def cleanroom_class(request: pytest.FixtureRequest) -> Iterator[Scope]:
 
     .. versionadded:: 0.1.0
     """
-    yield from _scope_for(request, broad=True)
+    plugin = request.config.stash[_PLUGIN]
+    scope, opened = plugin.open_broad(request.node)
+    yield scope
+    plugin.close(opened)
 
 
 @pytest.fixture(scope="module")
@@ -689,7 +757,10 @@ def cleanroom_module(request: pytest.FixtureRequest) -> Iterator[Scope]:
 
     .. versionadded:: 0.1.0
     """
-    yield from _scope_for(request, broad=True)
+    plugin = request.config.stash[_PLUGIN]
+    scope, opened = plugin.open_broad(request.node)
+    yield scope
+    plugin.close(opened)
 
 
 @pytest.fixture(scope="session")
@@ -700,4 +771,7 @@ def cleanroom_session(request: pytest.FixtureRequest) -> Iterator[Scope]:
 
     .. versionadded:: 0.1.0
     """
-    yield from _scope_for(request, broad=True)
+    plugin = request.config.stash[_PLUGIN]
+    scope, opened = plugin.open_broad(request.node)
+    yield scope
+    plugin.close(opened)

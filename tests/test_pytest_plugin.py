@@ -258,6 +258,20 @@ class TestFunctionScope:
         )
         pytester.runpytest().assert_outcomes(passed=2)
 
+    def test_requested_dynamically(self, pytester: pytest.Pytester) -> None:
+        """getfixturevalue("cleanroom") finds the running test's scope too."""
+        pytester.makepyfile(
+            """
+            def test_it(request, make):
+                scope = request.getfixturevalue("cleanroom")
+                assert scope.name.endswith("::test_it")
+                make(scope, "fake-pod", "pod-1")
+                assert False
+            """
+        )
+        pytester.runpytest().assert_outcomes(failed=1)
+        assert left(pytester) == ["pod-1"]
+
     def test_unused_plugin_registers_no_report_hook(
         self, pytester: pytest.Pytester
     ) -> None:
