@@ -502,10 +502,18 @@ class Journal:
 
     # -- running statements ------------------------------------------------------
 
-    def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
+    def _run(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        *,
+        write: bool = True,
+        single: bool = False,
+    ) -> T:
         """
         Run *work* in one transaction, retrying while the file is busy, and
-        once more after reopening a damaged file.
+        once more after reopening a damaged file. *single* work runs one
+        statement, which sqlite makes a transaction of its own: it saves the
+        ``BEGIN`` and ``COMMIT`` round trips.
         """
         delay = 0.01
         deadline = time.monotonic() + 30.0
@@ -515,7 +523,7 @@ class Journal:
         while True:
             failure: sqlite3.DatabaseError
             try:
-                return self._transaction(work, write=write)
+                return self._transaction(work, write=write, single=single)
             except sqlite3.OperationalError as exc:
                 if _is_busy(exc) and time.monotonic() < deadline:
                     time.sleep(delay)
@@ -532,12 +540,14 @@ class Journal:
             self.recover(failure)
 
     def _transaction(
-        self, work: Callable[[sqlite3.Connection], T], *, write: bool
+        self, work: Callable[[sqlite3.Connection], T], *, write: bool, single: bool
     ) -> T:
         with self._lock:
             conn = self._conn
             if conn is None:
                 raise JournalUnavailable(f"the journal {self.path} is closed")
+            if single:
+                return work(conn)
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 result = work(conn)
@@ -580,14 +590,15 @@ class Journal:
                 ),
             )
 
-        self._run(work)
+        self._run(work, single=True)
 
     def set_reaper(self, owner_id: str, pid: int | None) -> None:
         """Record the pid of *owner_id*'s reaper."""
         self._run(
             lambda conn: conn.execute(
                 "UPDATE owners SET reaper = ? WHERE id = ?", (pid, owner_id)
-            )
+            ),
+            single=True,
         )
 
     def heartbeat(self, owner_id: str) -> None:
@@ -595,7 +606,8 @@ class Journal:
         self._run(
             lambda conn: conn.execute(
                 "UPDATE owners SET heartbeat = ? WHERE id = ?", (time.time(), owner_id)
-            )
+            ),
+            single=True,
         )
 
     def close_owner(self, owner_id: str, *, when: float | None = None) -> None:
@@ -605,7 +617,8 @@ class Journal:
             lambda conn: conn.execute(
                 "UPDATE owners SET closed = coalesce(closed, ?) WHERE id = ?",
                 (stamp, owner_id),
-            )
+            ),
+            single=True,
         )
 
     def owners(self, *, session: str | None = None) -> list[OwnerRow]:
@@ -619,7 +632,9 @@ class Journal:
             query += " WHERE session = ?"
             args = (session,)
         query += " ORDER BY started, id"
-        rows = self._run(lambda conn: conn.execute(query, args).fetchall(), write=False)
+        rows = self._run(
+            lambda conn: conn.execute(query, args).fetchall(), write=False, single=True
+        )
         return [_owner_row(row) for row in rows]
 
     def owner(self, owner_id: str) -> OwnerRow | None:
@@ -631,6 +646,7 @@ class Journal:
                 (owner_id,),
             ).fetchall(),
             write=False,
+            single=True,
         ):
             return _owner_row(row)
         return None
@@ -700,7 +716,7 @@ class Journal:
                 raise JournalUnavailable("the journal gave no row id")
             return row_id
 
-        return self._run(work)
+        return self._run(work, single=True)
 
     def update_uid(self, uid: str, **changes: Any) -> int:
         """Change columns of the row whose uid is *uid*; return how many changed."""
@@ -711,7 +727,8 @@ class Journal:
                     f"UPDATE resources SET {columns} WHERE uid = ?",  # noqa: S608
                     (*values, uid),
                 ).rowcount
-            )
+            ),
+            single=True,
         )
 
     def update(self, row_id: int, **changes: Any) -> None:
@@ -772,7 +789,7 @@ class Journal:
             f"ON o.id = r.owner{where} ORDER BY r.id"
         )
         found = self._run(
-            lambda conn: conn.execute(query, args).fetchall(), write=False
+            lambda conn: conn.execute(query, args).fetchall(), write=False, single=True
         )
         return [_row(values) for values in found]
 
@@ -844,6 +861,7 @@ class Journal:
                 "AND state NOT IN ('cleaned', 'forgotten')"
             ).fetchall(),
             write=False,
+            single=True,
         )
         return sorted(module for (module,) in found)
 
@@ -854,6 +872,7 @@ class Journal:
                 "SELECT state, count(*) FROM resources GROUP BY state"
             ).fetchall(),
             write=False,
+            single=True,
         )
         return dict(found)
 

@@ -14,24 +14,31 @@ The reaper runs in a session of its own (a terminal's Ctrl+C or hang-up does
 not reach it), ignores SIGINT, SIGHUP and SIGTERM, and refreshes its owner's
 heartbeat for hosts that share the journal.
 
-It starts without importing cleanroom's package (which needs attrs and
-anyio): a small bootstrap loads this module and the standard-library-only
-journal, and the package is imported only when there is something to clean.
+It starts in the time of a bare interpreter: without ``site`` (``-S``),
+without cleanroom's package (which needs attrs and anyio), and importing
+only what watching needs; a small bootstrap loads this module. The journal,
+``site`` and the package are imported when there is something to do.
 """
 
 from __future__ import annotations
 
 import os
 import select
-import signal
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Final
 
-from ._session import HEARTBEAT_INTERVAL, pid_alive
-
+# Not typing.TYPE_CHECKING: importing typing would slow the reaper's start.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal as _signal
     from importlib.machinery import ModuleSpec
+    from typing import Any, Final
+else:
+    # The C module: the signal module's enums would slow the start too.
+    import _signal
+
+#: Seconds between heartbeats; as :data:`cleanroom._session.HEARTBEAT_INTERVAL`.
+HEARTBEAT_INTERVAL: Final = 15.0
 
 #: The variable that turns reapers off (``off``); for debugging only.
 REAPER_ENV: Final = "CLEANROOM_REAPER"
@@ -87,6 +94,7 @@ def command(journal: str, owner: Any) -> list[str]:
     )
     return [
         sys.executable,
+        "-S",
         "-c",
         BOOTSTRAP,
         package,
@@ -106,18 +114,11 @@ def _log(level: str, message: str, *args: object) -> None:
 
 
 def _ignore_signals() -> None:
-    for name in (
-        "SIGINT",
-        "SIGHUP",
-        "SIGTERM",
-        "SIGQUIT",
-        "SIGTSTP",
-        "SIGTTIN",
-        "SIGTTOU",
-    ):
-        number = getattr(signal, name, None)
+    names = ("SIGINT", "SIGHUP", "SIGTERM", "SIGQUIT", "SIGTSTP", "SIGTTIN", "SIGTTOU")
+    for name in names:
+        number = getattr(_signal, name, None)
         if number is not None:
-            signal.signal(number, signal.SIG_IGN)
+            _signal.signal(number, _signal.SIG_IGN)
 
 
 #: What an owner writes to its reaper's pipe before closing it, when it stops
@@ -132,6 +133,7 @@ def _watch(pid: int, start_time: int | None, beat: Any) -> bool:
     """
     next_beat = time.monotonic() + HEARTBEAT_INTERVAL
     received = b""
+    pid_alive: Any = None
     while True:
         timeout = max(0.0, next_beat - time.monotonic())
         ready, _, _ = select.select([0], [], [], timeout)
@@ -143,11 +145,15 @@ def _watch(pid: int, start_time: int | None, beat: Any) -> bool:
             if BYE in received:
                 return False
             continue
+        if pid_alive is None:
+            from ._session import pid_alive
         if not pid_alive(pid, start_time):
             return True
         beat()
         next_beat = time.monotonic() + HEARTBEAT_INTERVAL
     # End-of-file comes as the owner exits; wait until it has really gone.
+    from ._session import pid_alive
+
     delay = 0.005
     while pid_alive(pid, start_time):
         time.sleep(delay)
@@ -265,6 +271,11 @@ def reap(
 
 def _load_package(spec: ModuleSpec | None, search: str) -> None:
     """Finish importing cleanroom's package, and see the owner's modules."""
+    if "site" not in sys.modules:
+        # Started with -S: .pth files may install import hooks the owner has.
+        import site
+
+        site.main()
     for entry in search.split(os.pathsep):
         if entry and entry not in sys.path:
             sys.path.append(entry)
