@@ -386,6 +386,8 @@ def _print_session(item: dict[str, Any], out: IO[str]) -> None:
     for resource in item["resources"]:
         row = Row(**{k: resource[k] for k in Row._fields})
         line = f"  {resource['status']:<9} {_describe(row)}"
+        if resource["status"] == "cleaned" and resource["actor"] != "owner":
+            line += f" (by the {resource['actor']})"
         if resource["status"] in {"kept", "failed"}:
             if resource["reason"]:
                 line += f" — {resource['reason']}"

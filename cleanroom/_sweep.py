@@ -4,10 +4,12 @@ reaper, ``cleanroom sweep``, ``cleanroom run`` and the pytest plugin.
 
 A sweep removes a journaled resource when the process that owned it is dead
 (on this host: its pid is gone or was reused; elsewhere: its heartbeat is
-stale) and it is not deliberately kept — or it was kept and its retention has
-passed (by default, kept resources stay until the next session). It never
-touches a resource whose owner is alive, and never anything outside the
-journal unless a prefix rule names it.
+stale), no other process of its session lives, and it is not deliberately
+kept — or it was kept and its retention has passed (by default, kept
+resources stay until the next session). It never touches what a live session
+owns, and never anything outside the journal unless a prefix rule names it.
+A sweep of one session (``cleanroom run`` cleaning its own) takes what that
+session's dead processes left even while others of it live.
 """
 
 from __future__ import annotations
@@ -451,13 +453,21 @@ def _claimant_alive(claim: str | None, updated: float, now: float) -> bool:
     return now - updated < STALE_AFTER
 
 
-def is_orphan(row: Row, *, include_kept: bool, now: float) -> bool:
+def is_orphan(
+    row: Row,
+    *,
+    include_kept: bool,
+    now: float,
+    live_sessions: frozenset[str] = frozenset(),
+) -> bool:
     """
-    Tell whether a sweep may remove the resource of *row*.
+    Tell whether a sweep may remove the resource of *row*: its owner is dead,
+    its session is not in *live_sessions*, no live process works on it, and
+    it is not kept (or *include_kept* and its retention is over).
 
     .. versionadded:: 0.1.0
     """
-    if row.owner_alive(now=now):
+    if row.session in live_sessions or row.owner_alive(now=now):
         return False
     if row.state == "sweeping" and _claimant_alive(row.claim, row.updated, now):
         return False
@@ -506,33 +516,21 @@ def sweep(
     began = time.monotonic()
     now = time.time()
     report = SweepReport(str(journal.path) if journal is not None else None, dry_run)
-    wanted = None
-    if kinds is not None:
-        if journal is not None:
-            # Aliases of kinds that this process has not imported yet.
-            for module in journal.modules():
-                _import_quietly(module)
-        wanted = sorted({canonical_kind(k) for k in kinds})
-    created_before = None if older_than is None else now - older_than
-
-    def select(candidates: list[Row]) -> list[Row]:
-        return [
-            r for r in candidates if is_orphan(r, include_kept=include_kept, now=now)
-        ]
-
-    query: dict[str, Any] = {
-        "session": session,
-        "kinds": wanted,
-        "created_before": created_before,
-    }
     rows: list[Row] = []
     if journal is not None:
+        query: dict[str, Any] = {
+            "session": session,
+            "kinds": _wanted(journal, kinds),
+            "created_before": None if older_than is None else now - older_than,
+            "states": SWEEPABLE_STATES,
+        }
+        select = _selector(journal, session=session, include_kept=include_kept, now=now)
         if dry_run:
-            rows = select(journal.rows(states=SWEEPABLE_STATES, **query))
+            rows = select(journal.rows(**query))
             report.results.extend(SweepResult.of(row, "would-remove") for row in rows)
         else:
             claimant = f"sweep:{current_owner().claim}"
-            rows = journal.claim(claimant, select, states=SWEEPABLE_STATES, **query)
+            rows = journal.claim(claimant, select, **query)
             report.results.extend(
                 clean_rows(
                     journal,
@@ -556,6 +554,36 @@ def sweep(
             log.debug("pruning the journal failed: %s", exc)
     report.seconds = time.monotonic() - began
     return report
+
+
+def _wanted(journal: Journal, kinds: Iterable[str] | None) -> list[str] | None:
+    """The canonical names of *kinds*, knowing the kinds of the journal's rows."""
+    if kinds is None:
+        return None
+    # Aliases of kinds that this process has not imported yet.
+    for module in journal.modules():
+        _import_quietly(module)
+    return sorted({canonical_kind(kind) for kind in kinds})
+
+
+def _selector(
+    journal: Journal, *, session: str | None, include_kept: bool, now: float
+) -> Callable[[list[Row]], list[Row]]:
+    """Return what picks the orphans among candidate rows."""
+    # A session with a live process keeps even its dead processes' resources
+    # (their reapers see to them), unless the sweep is of that session alone.
+    live: frozenset[str] = frozenset()
+    if session is None:
+        live = frozenset(o.session for o in journal.owners() if o.alive(now=now))
+
+    def select(candidates: list[Row]) -> list[Row]:
+        return [
+            row
+            for row in candidates
+            if is_orphan(row, include_kept=include_kept, now=now, live_sessions=live)
+        ]
+
+    return select
 
 
 def _protected(journal: Journal | None, swept: Sequence[Row]) -> set[tuple[str, str]]:

@@ -31,8 +31,10 @@ SLEEPER = "import time; time.sleep(300)"
 
 
 def env_for(journal: Path, **extra: str) -> dict[str, str]:
+    """The environment of a child that is a session of its own, unless told."""
+    environ = {k: v for k, v in os.environ.items() if k != "CLEANROOM_SESSION"}
     return {
-        **os.environ,
+        **environ,
         "CLEANROOM_JOURNAL": str(journal),
         "PYTHONPATH": str(TESTS),
         **extra,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import socket
 import subprocess
 import sys
@@ -40,6 +41,35 @@ def cleanroom(
         timeout=120,
         check=False,
     )
+
+
+def at_terminal(args: list[str], journal: Path, answer: str) -> tuple[str, int]:
+    """Run ``python -m cleanroom`` on a pseudo-terminal, answering its question."""
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cleanroom", *args],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env={**os.environ, "PYTHONPATH": str(TESTS), "CLEANROOM_JOURNAL": str(journal)},
+        close_fds=True,
+    )
+    os.close(secondary)
+    output = b""
+    answered = False
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+        if not answered and b"[y/N]" in output:
+            os.write(primary, answer.encode())
+            answered = True
+    os.close(primary)
+    return output.decode(errors="replace").replace("\r\n", "\n"), process.wait(60)
 
 
 def dead_owner(session: str) -> Owner:
@@ -380,6 +410,27 @@ class TestSweepCommand:
         assert done.returncode == 0, done.stderr
         assert "removed       marker 'vm-1' (prefix 'vm-')" in done.stdout
         assert sorted(p.name for p in folder.iterdir()) == ["keep-me"]
+
+    def test_terminal(self, journal: Path, folder: Path) -> None:
+        """At a terminal, sweep lists the orphans, asks first, and shows progress."""
+        with Journal(journal) as opened:
+            dead = dead_owner("s")
+            opened.add_owner(dead)
+            for index in range(30):
+                marker(opened, dead, folder, f"m{index:02}")
+        declined, _ = at_terminal(["sweep"], journal, answer="n\n")
+        assert "would remove  marker 'm00'" in declined
+        assert "remove 30 resources? [y/N]" in declined
+        assert "nothing removed" in declined
+        assert len(list(folder.iterdir())) == 30
+        accepted, status = at_terminal(["sweep"], journal, answer="y\n")
+        assert status == 0
+        assert "sweeping [" in accepted
+        assert "30/30" in accepted
+        assert "removed 30 orphans" in accepted
+        assert list(folder.iterdir()) == []
+        listing = cleanroom("list", "--all", journal=journal)
+        assert "cleaned   marker 'm00' (by the sweep)" in listing.stdout
 
     def test_bad_arguments(self, journal: Path) -> None:
         """Bad durations and imports are usage errors."""

@@ -45,7 +45,7 @@ class Child:
         self.process = subprocess.Popen(
             [sys.executable, "-c", PRELUDE + body, str(self.root)],
             env={
-                **os.environ,
+                **{k: v for k, v in os.environ.items() if k != "CLEANROOM_SESSION"},
                 "CLEANROOM_JOURNAL": str(self.journal),
                 "PYTHONPATH": str(TESTS),
                 **env,

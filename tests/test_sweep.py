@@ -161,6 +161,20 @@ class TestOrphans:
         assert rows["never"].state == "cleaned"
         assert rows["mine"].state == "created"
 
+    def test_live_session_protects_its_dead_processes(
+        self, journal: Journal, place: Place
+    ) -> None:
+        """A live session keeps its dead processes' resources from other sweeps."""
+        live = current_owner()
+        dead = dead_owner(live.session)
+        journal.add_owner(live)
+        journal.add_owner(dead)
+        place.add(journal, dead, "worker-crashed")
+        assert sweep(journal).removed == 0
+        assert place.names() == ["worker-crashed"]
+        assert sweep(journal, session=live.session).removed == 1
+        assert place.names() == []
+
     def test_dry_run(self, journal: Journal, place: Place) -> None:
         """A dry run reports orphans and removes nothing."""
         dead = dead_owner()
