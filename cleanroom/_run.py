@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ._journal import JOURNAL_ENV, open_existing
 from ._session import SESSION_ENV, new_id
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ._sweep import SweepReport
+
+T = TypeVar("T")
 
 # si_code of a signal the kernel sent, as a terminal does to its whole
 # foreground process group on Ctrl+C; Python does not name it.
@@ -138,35 +140,55 @@ def run_command(
     for name, value in settings.items():
         env[f"CLEANROOM_{name.upper()}"] = str(value)
 
+    try:
+        returncode, report = _supervise(
+            command, env, lambda: clean_session(journal, session)
+        )
+    except FileNotFoundError:
+        print(f"cleanroom: command not found: {command[0]}", file=sys.stderr)
+        return 127
+    except PermissionError:
+        print(f"cleanroom: cannot run {command[0]}: permission denied", file=sys.stderr)
+        return 126
+    status = _exit_status(returncode)
+    _summarize(report, session, status)
+    return status
+
+
+def _supervise(
+    command: list[str], env: dict[str, str], cleanup: Callable[[], T]
+) -> tuple[int, T]:
+    """
+    Run *command*, forwarding signals to it, then *cleanup*; return the
+    command's return code and what *cleanup* returned.
+    """
+    if hasattr(signal, "sigtimedwait"):
+        return _supervise_blocked(command, env, cleanup)
+    return _supervise_handlers(command, env, cleanup)
+
+
+def _supervise_blocked(
+    command: list[str], env: dict[str, str], cleanup: Callable[[], T]
+) -> tuple[int, T]:
+    """Block the signals and take them with sigtimedwait(), which says who sent them."""
     watched = {*_FORWARDED, signal.SIGCHLD}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
     try:
-        try:
-            child = subprocess.Popen(
-                command,
-                env=env,
-                # The child starts with the signal mask this process had.
-                preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, old_mask),  # noqa: PLW1509
-            )
-        except FileNotFoundError:
-            print(f"cleanroom: command not found: {command[0]}", file=sys.stderr)
-            return 127
-        except PermissionError:
-            print(
-                f"cleanroom: cannot run {command[0]}: permission denied",
-                file=sys.stderr,
-            )
-            return 126
-        status = _exit_status(_wait(child, watched))
+        child = subprocess.Popen(
+            command,
+            env=env,
+            # The child starts with the signal mask this process had.
+            preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, old_mask),  # noqa: PLW1509
+        )
+        returncode = _wait(child, watched)
         # Signals stay blocked while the session is cleaned: a second Ctrl+C
         # does not abort the cleanup.
-        report = clean_session(journal, session)
+        result = cleanup()
         while signal.sigtimedwait(watched, 0) is not None:
             pass
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-    _summarize(report, session, status)
-    return status
+    return returncode, result
 
 
 def _wait(child: subprocess.Popen[Any], watched: set[signal.Signals]) -> int:
@@ -184,6 +206,39 @@ def _wait(child: subprocess.Popen[Any], watched: set[signal.Signals]) -> int:
             continue
         if child.poll() is None:
             child.send_signal(info.si_signo)
+
+
+def _supervise_handlers(
+    command: list[str], env: dict[str, str], cleanup: Callable[[], T]
+) -> tuple[int, T]:
+    """Forward signals from handlers, where sigtimedwait() is missing (macOS)."""
+    children: list[subprocess.Popen[Any]] = []
+
+    def forward(signum: int, _: object) -> None:
+        if signum in _TERMINAL and _foreground():
+            # Most likely the terminal, which signalled the child too.
+            return
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
+    try:
+        children.append(subprocess.Popen(command, env=env))
+        returncode = children[0].wait()
+        result = cleanup()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return returncode, result
+
+
+def _foreground() -> bool:
+    """Tell whether this process is in its terminal's foreground process group."""
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError):
+        return False
 
 
 def clean_session(

@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import os
 import pty
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -567,3 +569,28 @@ class TestRun:
             sessions.add(result.stdout.split()[0])
         assert len(sessions) == 2
         assert "None" not in sessions
+
+    def test_forwarding_without_sigtimedwait(self) -> None:
+        """Where sigtimedwait() is missing, handlers forward signals instead."""
+        code = (
+            "import os, sys\n"
+            "from cleanroom._run import _supervise_handlers\n"
+            "print('ready', flush=True)\n"
+            "code, result = _supervise_handlers(\n"
+            "    ['sleep', '60'], dict(os.environ), lambda: 'cleaned')\n"
+            "print(code, result, flush=True)\n"
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True
+        )
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "ready"
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+        deadline = time.monotonic() + 30
+        while not children.read_text().strip():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=30)
+        assert out.split() == [str(-signal.SIGTERM), "cleaned"]
+        assert process.returncode == 0
