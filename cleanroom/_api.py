@@ -176,46 +176,52 @@ def with_cleanup(
     Scope(**settings)  # check the settings where they are written
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
-        import inspect
-
-        if not callable(fn):
-            raise TypeError(f"with_cleanup decorates functions, not {fn!r}")
-        scope_name = name or getattr(fn, "__qualname__", None) or repr(fn)
-        signature = inspect.signature(fn)
-        inject = next((p for p in SCOPE_PARAMETERS if p in signature.parameters), None)
-
-        def new_scope() -> Scope:
-            return Scope(scope_name, parent=_context.current.get(), **settings)
-
-        wrapper: Callable[..., Any]
-        if inspect.iscoroutinefunction(fn):
-            async_fn: Callable[..., Awaitable[Any]] = fn
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                async with new_scope() as scope:
-                    if inject is not None:
-                        kwargs.setdefault(inject, scope)
-                    return await async_fn(*args, **kwargs)
-
-            wrapper = async_wrapper
-        else:
-
-            @functools.wraps(fn)
-            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with new_scope() as scope:
-                    if inject is not None:
-                        kwargs.setdefault(inject, scope)
-                    return fn(*args, **kwargs)
-
-            wrapper = sync_wrapper
-        if inject is not None:
-            # inspect.signature() (and so pytest's fixture lookup) reads this.
-            wrapper.__dict__["__signature__"] = signature.replace(
-                parameters=[p for n, p in signature.parameters.items() if n != inject]
-            )
-        return wrapper  # type: ignore[return-value]
+        return _wrap_in_scope(fn, name, settings)
 
     if func is not None:
         return decorate(func)
     return decorate
+
+
+def _wrap_in_scope(
+    fn: Callable[P, R], name: str | None, settings: dict[str, Any]
+) -> Callable[P, R]:
+    import inspect
+
+    if not callable(fn):
+        raise TypeError(f"with_cleanup decorates functions, not {fn!r}")
+    scope_name = name or getattr(fn, "__qualname__", None) or repr(fn)
+    signature = inspect.signature(fn)
+    inject = next((p for p in SCOPE_PARAMETERS if p in signature.parameters), None)
+
+    def new_scope() -> Scope:
+        return Scope(scope_name, parent=_context.current.get(), **settings)
+
+    wrapper: Callable[..., Any]
+    if inspect.iscoroutinefunction(fn):
+        async_fn: Callable[..., Awaitable[Any]] = fn
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            async with new_scope() as scope:
+                if inject is not None:
+                    kwargs.setdefault(inject, scope)
+                return await async_fn(*args, **kwargs)
+
+        wrapper = async_wrapper
+    else:
+
+        @functools.wraps(fn)
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            with new_scope() as scope:
+                if inject is not None:
+                    kwargs.setdefault(inject, scope)
+                return fn(*args, **kwargs)
+
+        wrapper = sync_wrapper
+    if inject is not None:
+        # inspect.signature() (and so pytest's fixture lookup) reads this.
+        wrapper.__dict__["__signature__"] = signature.replace(
+            parameters=[p for n, p in signature.parameters.items() if n != inject]
+        )
+    return wrapper  # type: ignore[return-value]

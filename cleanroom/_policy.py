@@ -8,9 +8,7 @@ import enum
 import math
 import os
 import threading
-import tomllib
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
@@ -18,6 +16,8 @@ import attrs
 from .exceptions import PolicyError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ._resource import Kind
 
 Category = Literal["runtime", "record"]
@@ -106,6 +106,8 @@ _levels: dict[str, Level] = {level.name: level for level in (NONE, PODS, ALL)}
 
 def _level_key(name: str) -> str:
     return name.strip().lower()
+
+
 _levels_lock = threading.Lock()
 
 
@@ -201,19 +203,15 @@ class Outcome(enum.Enum):
         if exc is None:
             return cls.PASSED
         if isinstance(exc, BaseExceptionGroup):
+            # A group is interrupted (or skipped) only when all of it is.
             outcomes = {cls.from_exception(inner) for inner in exc.exceptions}
-            if outcomes == {cls.INTERRUPTED}:
-                return cls.INTERRUPTED
-            if outcomes == {cls.SKIPPED}:
-                return cls.SKIPPED
-            return cls.FAILED
+            single = outcomes.pop() if len(outcomes) == 1 else cls.FAILED
+            return single if single is not cls.PASSED else cls.FAILED
         if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
             return cls.INTERRUPTED
         if _is_cancellation(exc):
             return cls.INTERRUPTED
-        if _is_skip(exc):
-            return cls.SKIPPED
-        return cls.FAILED
+        return cls.SKIPPED if _is_skip(exc) else cls.FAILED
 
 
 _CANCEL_NAMES: Final = frozenset(
@@ -227,7 +225,10 @@ _PYTEST_SKIPS: Final = frozenset({"Skipped", "XFailed"})
 
 def _is_skip(exc: BaseException) -> bool:
     mro = type(exc).__mro__
-    if any((cls.__module__, cls.__qualname__) == ("unittest.case", "SkipTest") for cls in mro):
+    if any(
+        (cls.__module__, cls.__qualname__) == ("unittest.case", "SkipTest")
+        for cls in mro
+    ):
         return True
     return type(exc).__qualname__ in _PYTEST_SKIPS and any(
         (cls.__module__, cls.__qualname__) == _PYTEST_OUTCOME for cls in mro
@@ -236,8 +237,7 @@ def _is_skip(exc: BaseException) -> bool:
 
 def _is_cancellation(exc: BaseException) -> bool:
     return any(
-        (cls.__module__, cls.__qualname__) in _CANCEL_NAMES
-        for cls in type(exc).__mro__
+        (cls.__module__, cls.__qualname__) in _CANCEL_NAMES for cls in type(exc).__mro__
     )
 
 
@@ -273,25 +273,19 @@ def _to_bool(value: Any, field: str) -> bool:
     )
 
 
-def _to_seconds(value: Any, field: str, *, allow_none: bool) -> float | None:
-    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
-        if allow_none:
-            return None
-        raise PolicyError(f"{field} must be a number of seconds, not None")
-    if isinstance(value, bool):
-        raise PolicyError(f"{field} must be a number of seconds, not {value!r}")
+def _to_seconds(value: Any, field: str, *, bounded: bool = True) -> float:
+    hint = "" if bounded else " or 'none'"
+    if value is None or isinstance(value, bool):
+        raise PolicyError(f"{field} must be a number of seconds{hint}, not {value!r}")
     try:
         seconds = float(value)
     except (TypeError, ValueError):
-        hint = " or 'none'" if allow_none else ""
         raise PolicyError(
             f"{field} must be a number of seconds{hint}, not {value!r}"
         ) from None
     if math.isnan(seconds) or seconds < 0:
         raise PolicyError(f"{field} must be zero or more seconds, not {value!r}")
-    if math.isinf(seconds):
-        if allow_none:
-            return None
+    if bounded and math.isinf(seconds):
         raise PolicyError(f"{field} must be finite, not {value!r}")
     return seconds
 
@@ -336,13 +330,14 @@ def _to_wait(value: Any) -> bool:
 
 
 def _to_wait_after(value: Any) -> float:
-    seconds = _to_seconds(value, "wait_after", allow_none=False)
-    assert seconds is not None
-    return seconds
+    return _to_seconds(value, "wait_after")
 
 
 def _to_timeout(value: Any) -> float | None:
-    return _to_seconds(value, "timeout", allow_none=True)
+    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+        return None
+    seconds = _to_seconds(value, "timeout", bounded=False)
+    return None if math.isinf(seconds) else seconds
 
 
 #: The names of every policy setting, in the order the docs list them.
@@ -389,15 +384,11 @@ class Policy:
     """
 
     level: Level = attrs.field(default=ALL, converter=get_level)
-    on_failure: OnFailure = attrs.field(
-        default="keep", converter=_to_on_failure
-    )
+    on_failure: OnFailure = attrs.field(default="keep", converter=_to_on_failure)
     force: bool = attrs.field(default=False, converter=_to_force)
     wait_after: float = attrs.field(default=0.0, converter=_to_wait_after)
     wait: bool = attrs.field(default=True, converter=_to_wait)
-    timeout: float | None = attrs.field(
-        default=30.0, converter=_to_timeout
-    )
+    timeout: float | None = attrs.field(default=30.0, converter=_to_timeout)
     concurrency: int = attrs.field(default=100, converter=_to_concurrency)
     on_error: OnError = attrs.field(default="raise", converter=_to_on_error)
 
@@ -517,6 +508,9 @@ def find_pyproject(start: Path | None = None) -> Path | None:
 
     .. versionadded:: 0.1.0
     """
+    # pathlib and tomllib are imported on first use: import cleanroom stays quick.
+    from pathlib import Path
+
     here = (start or Path.cwd()).absolute()
     for folder in (here, *here.parents):
         candidate = folder / "pyproject.toml"
@@ -550,6 +544,8 @@ def project_config(start: Path | None = None) -> dict[str, Any]:
         cached = _project_cache.get(path)
         if cached is not None and cached[0] == mtime:
             return cached[1]
+    import tomllib
+
     try:
         with path.open("rb") as file:
             document = tomllib.load(file)
@@ -591,4 +587,3 @@ def project_settings(start: Path | None = None) -> dict[str, Any]:
     """
     table = project_config(start)
     return {name: table[name] for name in POLICY_FIELDS if name in table}
-

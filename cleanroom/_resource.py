@@ -152,7 +152,7 @@ class Kind(Protocol):
 
     @property
     def grace(self) -> float:
-        """Seconds a reserved name may take to appear before it counts as never created."""
+        """Seconds a reserved name may take to appear before it counts as absent."""
 
     def delete(self, resource: Resource, *, wait: bool) -> None:
         """Delete *resource*; succeed when it is already gone."""

@@ -10,6 +10,18 @@ from typing import TYPE_CHECKING, Any, Self
 if TYPE_CHECKING:
     from ._resource import Resource
 
+__all__ = [
+    "CleanroomError",
+    "CleanroomWarning",
+    "CleanupError",
+    "CleanupTimeoutError",
+    "CleanupWarning",
+    "PolicyError",
+    "ScopeStateError",
+    "UnknownKindError",
+    "UnsafePathError",
+]
+
 
 class CleanroomError(Exception):
     """
@@ -60,7 +72,7 @@ class ScopeStateError(CleanroomError, RuntimeError):
     """
 
 
-class CleanupTimeout(CleanroomError, TimeoutError):
+class CleanupTimeoutError(CleanroomError, TimeoutError):
     """
     Raised (inside a :class:`CleanupError`) when one cleanup took longer than
     the policy's ``timeout``; it was abandoned.
@@ -90,6 +102,7 @@ class CleanupError(ExceptionGroup[Exception]):
         exceptions: Sequence[Exception],
         resources: Sequence[Resource] = (),
     ) -> Self:
+        """Create the group of *exceptions*, one per resource in *resources*."""
         self = super().__new__(cls, message, exceptions)
         self.resources = tuple(resources)
         return self
@@ -98,7 +111,7 @@ class CleanupError(ExceptionGroup[Exception]):
         self,
         message: str,
         exceptions: Sequence[Exception],
-        resources: Sequence[Resource] = (),
+        resources: Sequence[Resource] = (),  # noqa: ARG002 (stored by __new__)
     ) -> None:
         super().__init__(message, exceptions)
 
@@ -111,15 +124,6 @@ class CleanupError(ExceptionGroup[Exception]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.message, list(self.exceptions), self.resources))
-
-
-class LeakError(CleanroomError, AssertionError):
-    """
-    Raised when a leak check finds threads, tasks, file descriptors or child
-    processes that outlived their scope's grace period.
-
-    .. versionadded:: 0.1.0
-    """
 
 
 class CleanroomWarning(UserWarning):

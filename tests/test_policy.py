@@ -71,7 +71,9 @@ class TestLevel:
 
     def test_unknown_level(self) -> None:
         """An unknown level name lists the valid ones."""
-        with pytest.raises(PolicyError, match=r"unknown level 'most'.*'none', 'pods', 'all'"):
+        with pytest.raises(
+            PolicyError, match=r"unknown level 'most'.*'none', 'pods', 'all'"
+        ):
             cleanroom.get_level("most")
 
     def test_level_of_wrong_type(self) -> None:
@@ -103,6 +105,7 @@ class TestPolicy:
             ("wait_after", -1, "zero or more"),
             ("wait_after", "soon", "number of seconds"),
             ("timeout", "nan", "zero or more"),
+            ("timeout", [], "number of seconds or 'none'"),
             ("concurrency", 0, "positive integer"),
             ("concurrency", 2.5, "positive integer"),
             ("concurrency", True, "positive integer"),
@@ -139,7 +142,9 @@ class TestPolicy:
 
     def test_evolve_unknown_setting(self) -> None:
         """evolve() refuses unknown settings, listing the valid ones."""
-        with pytest.raises(PolicyError, match=r"unknown policy setting 'levle'.*'level'"):
+        with pytest.raises(
+            PolicyError, match=r"unknown policy setting 'levle'.*'level'"
+        ):
             Policy().evolve(levle="all")
 
     def test_decide(self) -> None:
@@ -238,7 +243,9 @@ class TestResolve:
         with pytest.raises(PolicyError, match="'categories', 'kinds', 'keep'"):
             Policy.resolve()
 
-    def test_registry_layers(self, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_registry_layers(
+        self, project: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """The registry's options beat the environment; its config does not."""
         registry = cleanroom.Registry()
         monkeypatch.setenv("CLEANROOM_LEVEL", "pods")
@@ -264,7 +271,10 @@ class TestOutcome:
             (unittest.SkipTest("x"), Outcome.SKIPPED),
             (ExceptionGroup("g", [ValueError()]), Outcome.FAILED),
             (BaseExceptionGroup("g", [KeyboardInterrupt()]), Outcome.INTERRUPTED),
-            (BaseExceptionGroup("g", [KeyboardInterrupt(), ValueError()]), Outcome.FAILED),
+            (
+                BaseExceptionGroup("g", [KeyboardInterrupt(), ValueError()]),
+                Outcome.FAILED,
+            ),
         ],
     )
     def test_from_exception(self, exc: BaseException | None, outcome: Outcome) -> None:
@@ -273,7 +283,7 @@ class TestOutcome:
 
     def test_pytest_skip(self) -> None:
         """pytest's skip exception counts as skipped."""
-        with pytest.raises(BaseException) as info:  # noqa: PT011
+        with pytest.raises(BaseException) as info:
             pytest.skip("later")
         assert Outcome.from_exception(info.value) is Outcome.SKIPPED
 

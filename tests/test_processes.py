@@ -19,7 +19,7 @@ import pytest
 
 from cleanroom import (
     CleanupError,
-    CleanupTimeout,
+    CleanupTimeoutError,
     Disposition,
     Registry,
     Resource,
@@ -475,7 +475,7 @@ class TestTimeout:
         with pytest.raises(CleanupError) as info:
             scope.close()
         assert time.monotonic() - begun < 1.9
-        assert info.group_contains(CleanupTimeout)
+        assert info.group_contains(CleanupTimeoutError)
         # The abandoned cleanup still kills the process after its grace.
         assert process.wait(timeout=15) == -signal.SIGKILL
         assert wait_until(cleanup_threads_done)
@@ -489,7 +489,7 @@ class TestTimeout:
         process.stdout.readline()
         with pytest.raises(CleanupError) as info:
             await scope.aclose()
-        assert info.group_contains(CleanupTimeout)
+        assert info.group_contains(CleanupTimeoutError)
         assert process.wait(timeout=15) == -signal.SIGKILL
 
 

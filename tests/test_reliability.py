@@ -19,7 +19,7 @@ import pytest
 import cleanroom
 from cleanroom import (
     CleanupError,
-    CleanupTimeout,
+    CleanupTimeoutError,
     PolicyError,
     Scope,
     ScopeStateError,
@@ -98,7 +98,7 @@ def check_failures(error: CleanupError, tracked: list[Item], scope: Scope) -> No
             assert isinstance(exc, RuntimeError)
             assert str(exc) == f"cleanup of item {item.index} failed"
         else:
-            assert isinstance(exc, CleanupTimeout)
+            assert isinstance(exc, CleanupTimeoutError)
         assert any(resource.name in note for note in exc.__notes__)
     failed = [d for d in scope.dispositions if d.state is State.FAILED]
     assert {d.resource.name for d in failed} == set(bad)

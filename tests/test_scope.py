@@ -270,7 +270,7 @@ class TestTrack:
         """An unknown kind name is refused, listing the registered ones."""
         with (
             Scope() as scope,
-            pytest.raises(UnknownKindError, match="unknown kind 'nope'.*'object'"),
+            pytest.raises(UnknownKindError, match=r"unknown kind 'nope'.*'object'"),
         ):
             scope.track("nope", "x")
 
@@ -329,7 +329,7 @@ class TestOutcome:
         with pytest.raises(ZeroDivisionError), Scope() as scope:
             scope.track("testpods", "pod-x")
             scope.add(obj)
-            1 / 0  # noqa: B018
+            1 / 0
         assert pods.deleted == []
         assert obj.closed == 1, "in-process objects are always cleaned"
         (kept,) = scope.dispositions
@@ -341,7 +341,7 @@ class TestOutcome:
         """force=True cleans even when the body failed."""
         with pytest.raises(ZeroDivisionError), Scope(force=True) as scope:
             scope.track("testpods", "pod-x")
-            1 / 0  # noqa: B018
+            1 / 0
         assert pods.deleted == ["pod-x"]
 
     def test_on_failure_clean(self, pods: LedgerKind) -> None:
@@ -529,9 +529,11 @@ class TestErrors:
     def test_warn_instead_of_raise(self, pods: LedgerKind) -> None:
         """on_error='warn' turns failures into CleanupWarnings."""
         pods.fail.add("bad")
-        with pytest.warns(CleanupWarning, match="testpods 'bad'"):  # noqa: PT031
-            with Scope(on_error="warn") as scope:
-                scope.track("testpods", "bad")
+        with (
+            pytest.warns(CleanupWarning, match="testpods 'bad'"),
+            Scope(on_error="warn") as scope,
+        ):
+            scope.track("testpods", "bad")
         assert scope.dispositions[0].state is State.FAILED
 
     def test_split_keeps_the_type(self) -> None:

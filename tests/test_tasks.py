@@ -9,7 +9,13 @@ import anyio.lowlevel
 import pytest
 
 import cleanroom
-from cleanroom import CleanupError, CleanupTimeout, Resource, Scope, ScopeStateError
+from cleanroom import (
+    CleanupError,
+    CleanupTimeoutError,
+    Resource,
+    Scope,
+    ScopeStateError,
+)
 from cleanroom.kinds import tasks
 
 pytestmark = pytest.mark.anyio
@@ -243,7 +249,7 @@ class TestStartSoon:
                 scope.start_soon(stubborn)
                 with anyio.fail_after(10):
                     await started.wait()
-        assert isinstance(info.value.exceptions[0], CleanupTimeout)
+        assert isinstance(info.value.exceptions[0], CleanupTimeoutError)
         release.set()
         with anyio.fail_after(10):
             await finished.wait()

@@ -76,7 +76,7 @@ __all__ = [
 ENV_ALLOWED_ROOTS: Final = "CLEANROOM_ALLOWED_ROOTS"
 
 #: The prefix of the names :func:`tempdir` and :func:`tempfile` make up.
-DEFAULT_PREFIX: Final = "cleanroom-"
+_DEFAULT_PREFIX: Final = "cleanroom-"
 
 _NAME_CHARS: Final = "abcdefghijklmnopqrstuvwxyz0123456789_"
 _NAME_LENGTH: Final = 12
@@ -407,7 +407,7 @@ def _create(
     make: Callable[[str], None],
 ) -> Path:
     suffix = _name_part(suffix, "suffix", "")
-    prefix = _name_part(prefix, "prefix", DEFAULT_PREFIX)
+    prefix = _name_part(prefix, "prefix", _DEFAULT_PREFIX)
     if dir is None:
         parent = _tempfile.gettempdir()
         root = _root(parent, "the temporary directory (tempfile.gettempdir())")

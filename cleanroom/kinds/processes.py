@@ -53,7 +53,7 @@ __all__ = ["DEFAULT_GRACE", "PROCESSES", "ProcessKind", "popen", "track_pid"]
 DEFAULT_GRACE: Final = 5.0
 
 #: Seconds to wait, after ``SIGKILL``, for the processes to vanish.
-KILL_WAIT: Final = 5.0
+_KILL_WAIT: Final = 5.0
 
 _NAME_WIDTH: Final = 60
 _GONE_STATES: Final = frozenset("ZXx")
@@ -531,8 +531,8 @@ def _terminate(
     if _wait_for(busy, grace):
         return
     send(signal.SIGKILL)
-    if not _wait_for(busy, KILL_WAIT):
-        raise TimeoutError(f"{what} still runs {KILL_WAIT} s after SIGKILL")
+    if not _wait_for(busy, _KILL_WAIT):
+        raise TimeoutError(f"{what} still runs {_KILL_WAIT} s after SIGKILL")
 
 
 def _wait_for(busy: Callable[[], bool], timeout: float) -> bool:
@@ -551,7 +551,7 @@ def _wait_for(busy: Callable[[], bool], timeout: float) -> bool:
 def _reap(record: _Record) -> None:
     process = _popens.get((record.pid, record.start_time))
     if process is not None:
-        process.wait(timeout=KILL_WAIT)
+        process.wait(timeout=_KILL_WAIT)
         return
     info = _read_stat(record.pid)
     if (
