@@ -213,19 +213,25 @@ def _supervise_handlers(
 ) -> tuple[int, T]:
     """Forward signals from handlers, where sigtimedwait() is missing (macOS)."""
     children: list[subprocess.Popen[Any]] = []
+    early: list[int] = []
 
     def forward(signum: int, _: object) -> None:
         if signum in _TERMINAL and _foreground():
             # Most likely the terminal, which signalled the child too.
             return
+        if not children:
+            early.append(signum)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
     try:
-        children.append(subprocess.Popen(command, env=env))
-        returncode = children[0].wait()
+        child = subprocess.Popen(command, env=env)
+        children.append(child)
+        for signum in early:
+            child.send_signal(signum)
+        returncode = child.wait()
         result = cleanup()
     finally:
         for sig, handler in previous.items():
