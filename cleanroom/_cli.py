@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,6 +49,11 @@ examples:
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     """Keep the description's paragraphs and the examples as written."""
+
+
+def wrap(text: str) -> str:
+    """Fill *text* to the width of a terminal, for a raw help formatter."""
+    return textwrap.fill(" ".join(text.split()), width=79)
 
 
 def _add_journal(parser: argparse.ArgumentParser) -> None:
@@ -108,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check",
         help="check backends, a live create/clean round trip per kind, and the journal",
-        description=(
+        description=wrap(
             "Report the version, which optional backends are installed and "
             "reachable (only 127.0.0.1 and unix sockets are contacted), run a "
             "live create-then-clean round trip for every available kind, report "
@@ -124,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser(
         "list",
         help="list sessions and their live, kept, leaked and failed resources",
-        description=(
+        description=wrap(
             "List the journal's sessions, their owner processes (alive, closed "
             "or dead) and their resources: live (owner alive), kept (on "
             "purpose, with how to delete them), leaked (owner dead: the next "
@@ -146,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser(
         "sweep",
         help="remove what dead sessions left behind",
-        description=(
+        description=wrap(
             "Remove journaled resources whose owner process is dead (or, on "
             "another host, silent for a minute) and kept resources whose "
             "retention has passed. Nothing a live session owns is touched, and "

@@ -51,11 +51,13 @@ def add_run_parser(
     commands: Any, add_journal: Callable[[argparse.ArgumentParser], None]
 ) -> None:
     """Add the ``run`` command to the ``cleanroom`` parser's *commands*."""
+    from ._cli import wrap
+
     run = commands.add_parser(
         "run",
         help="run a command under a session, then clean what it left behind",
         usage="cleanroom run [options] -- COMMAND [ARG ...]",
-        description=(
+        description=wrap(
             "Run COMMAND under a fresh session (CLEANROOM_SESSION is exported, "
             "with the policy options below as CLEANROOM_* variables), then clean "
             "whatever that session left behind, however the command ended: a "
