@@ -10,12 +10,15 @@ uses its marker does no per-test work for it.
 Fixtures:
 
 - ``cleanroom`` (and the seed's name ``resource_manager``): a
-  :class:`~cleanroom.Scope` per test, closed after the test's teardown of the
-  fixtures that came after it. A failure in the setup or call phase keeps
-  external resources (by the policy's ``on_failure``); a skip or an expected
-  failure counts as passed; Ctrl+C and SIGTERM clean.
+  :class:`~cleanroom.Scope` per test, closed in the test's teardown after the
+  fixtures that use it. A failure of the test's setup or call (or of one of
+  its subtests) keeps external resources, by the policy's ``on_failure``; a
+  skip or an expected failure counts as passed; Ctrl+C and SIGTERM clean.
+  (A fixture's failure in the same teardown is reported by pytest only after
+  the scope has closed, so it does not count.)
 - ``cleanroom_class``, ``cleanroom_module``, ``cleanroom_session``: a scope per
-  class, module and session, failed when a test in it failed while it was open.
+  class, module and session (per xdist worker), failed when a test failed in
+  any phase while it was open.
 
 Each scope is the current scope while it is open, so
 :func:`~cleanroom.with_cleanup` and :func:`~cleanroom.managed_resources` in a
@@ -29,7 +32,6 @@ from __future__ import annotations
 
 import os
 import signal
-import uuid
 from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -227,32 +229,27 @@ def _marked(node: Any, cache: dict[int, bool]) -> bool:
 
 class _Open:
     """
-    A scope that a fixture holds open, and what the reports said about the
-    tests it covers: the fixture's own test (*prefix* is its node id), or
-    every test under a class or module (*prefix* of their node ids) or the
-    session (``None``).
+    A scope that a fixture holds open: a test's (*key* is its node id), or a
+    class's, a module's or the session's; and how many tests of the session
+    had failed when it opened.
     """
 
-    __slots__ = ("broad", "failed", "prefix", "scope", "skipped")
+    __slots__ = ("broad", "failed_before", "key", "scope")
 
-    def __init__(self, scope: Scope, prefix: str | None, *, broad: bool) -> None:
+    def __init__(
+        self, scope: Scope, key: str, failed_before: int, *, broad: bool
+    ) -> None:
         self.scope = scope
-        self.prefix = prefix
+        self.key = key
+        self.failed_before = failed_before
         self.broad = broad
-        self.failed = False
-        self.skipped = False
-
-    def covers(self, nodeid: str) -> bool:
-        prefix = self.prefix
-        return prefix is None or nodeid.startswith(prefix)
 
 
-class _Outcomes:
+class _Tracker:
     """
-    Hears which test is set up, and every report, marking the open scopes of
-    failed (or skipped) tests. Registered when collection finds a test that
-    uses a cleanroom fixture or the marker, so suites that never use them pay
-    for no per-test hook.
+    Tells the ``cleanroom`` fixture which test is being set up. Registered
+    when collection finds a test that uses a cleanroom fixture or the marker,
+    so suites that never use them pay for no per-test hook.
     """
 
     __slots__ = ("_plugin",)
@@ -262,23 +259,8 @@ class _Outcomes:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        """Remember the test being set up, for the ``cleanroom`` fixture."""
+        """Remember the test being set up."""
         self._plugin.item = item
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Note a failure in any phase, or a skip, on the scopes it concerns."""
-        if report.failed:
-            plugin = self._plugin
-            opened = plugin.tests.get(report.nodeid)
-            if opened is not None:
-                opened.failed = True
-            for broad in plugin.broad:
-                if broad.covers(report.nodeid):
-                    broad.failed = True
-        elif report.skipped and not hasattr(report, "wasxfail"):
-            opened = self._plugin.tests.get(report.nodeid)
-            if opened is not None:
-                opened.skipped = True
 
 
 class _Plugin:
@@ -319,7 +301,7 @@ class _Plugin:
         if not self.worker:
             # Set before xdist starts its workers, so that they inherit them.
             if not os.environ.get(_ENV_SESSION):
-                self._setenv(_ENV_SESSION, uuid.uuid4().hex)
+                self._setenv(_ENV_SESSION, os.urandom(16).hex())
             journal = config.getoption("cleanroom_journal")
             if journal:
                 self._setenv(_ENV_JOURNAL, _journal_value(journal, Path.cwd()))
@@ -377,7 +359,7 @@ class _Plugin:
         """Start hearing the tests' reports (once cleanroom's fixtures are in use)."""
         if not self.active:
             self.active = True
-            self.config.pluginmanager.register(_Outcomes(self), "cleanroom-outcomes")
+            self.config.pluginmanager.register(_Tracker(self), "cleanroom-tracker")
 
     def open_test(self) -> tuple[Scope, _Open]:
         """Open the scope of the test being set up, with its markers' policy."""
@@ -393,7 +375,7 @@ class _Plugin:
             settings = marker_settings(item) if item.own_markers else {}
         nodeid = item.nodeid
         scope = Scope(nodeid, **settings)
-        opened = _Open(scope, nodeid, broad=False)
+        opened = _Open(scope, nodeid, self._failures(), broad=False)
         self.tests[nodeid] = opened
         scope.__enter__()
         return scope, opened
@@ -407,7 +389,7 @@ class _Plugin:
             settings = marker_settings(node) if _marked(node, self._marked) else {}
         nodeid = node.nodeid
         scope = Scope(nodeid or "pytest-session", **settings)
-        opened = _Open(scope, f"{nodeid}::" if nodeid else None, broad=True)
+        opened = _Open(scope, nodeid, self._failures(), broad=True)
         self.broad.append(opened)
         scope.__enter__()
         return scope, opened
@@ -421,12 +403,21 @@ class _Plugin:
                     return item
         raise RuntimeError(f"cleanroom: cannot find the running test {current!r}")
 
+    def _failures(self) -> int:
+        session = self.session
+        return session.testsfailed if session is not None else 0
+
     def outcome(self, opened: _Open) -> Outcome:
-        if opened.failed:
+        """
+        Judge what a scope covered: failed when a test failed (in any phase)
+        while it was open — pytest's count of failures excludes expected ones,
+        and skips count as passed — interrupted after Ctrl+C or SIGTERM.
+        """
+        if self._failures() > opened.failed_before:
             return Outcome.FAILED
         if self.interrupt is not None:
             return Outcome.INTERRUPTED
-        return Outcome.SKIPPED if opened.skipped else Outcome.PASSED
+        return Outcome.PASSED
 
     def close(self, opened: _Open, outcome: Outcome | None = None) -> None:
         """Close a fixture's scope by the outcome of what it covered."""
@@ -434,7 +425,7 @@ class _Plugin:
             if opened not in self.broad:
                 return
             self.broad.remove(opened)
-        elif self.tests.pop(str(opened.prefix), None) is None:
+        elif self.tests.pop(opened.key, None) is None:
             return
         scope = opened.scope
         scope.set_outcome(outcome or self.outcome(opened))

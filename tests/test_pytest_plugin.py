@@ -194,6 +194,20 @@ class TestFunctionScope:
         pytester.runpytest().assert_outcomes(failed=1)
         assert left(pytester) == ["pod-1"]
 
+    def test_failed_subtest_keeps(self, pytester: pytest.Pytester) -> None:
+        """A failed subtest keeps the test's resources."""
+        pytester.makepyfile(
+            """
+            def test_it(cleanroom, make, subtests):
+                make(cleanroom, "fake-pod", "pod-1")
+                with subtests.test("part"):
+                    assert False
+            """
+        )
+        result = pytester.runpytest()
+        assert result.ret == pytest.ExitCode.TESTS_FAILED
+        assert left(pytester) == ["pod-1"]
+
     def test_cleans_after_later_fixtures(self, pytester: pytest.Pytester) -> None:
         """Fixtures that use the scope tear down before the scope closes."""
         pytester.makepyfile(
@@ -280,7 +294,7 @@ class TestFunctionScope:
             """
             def test_it(request):
                 plugins = request.config.pluginmanager
-                assert plugins.get_plugin("cleanroom-outcomes") is None
+                assert plugins.get_plugin("cleanroom-tracker") is None
             """
         )
         pytester.runpytest().assert_outcomes(passed=1)
@@ -322,6 +336,32 @@ class TestBroadScopes:
             """
         )
         pytester.runpytest().assert_outcomes(passed=1, failed=1)
+        assert left(pytester) == ["pod-1"]
+
+    def test_module_scope_keeps_after_a_teardown_error(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """A test whose teardown failed counts as failed for the module's scope."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.fixture
+            def broken():
+                yield
+                raise RuntimeError("teardown failed")
+
+            def test_one(cleanroom_module, make):
+                make(cleanroom_module, "fake-pod", "pod-1")
+
+            def test_two(broken):
+                pass
+
+            def test_three():
+                pass
+            """
+        )
+        pytester.runpytest().assert_outcomes(passed=3, errors=1)
         assert left(pytester) == ["pod-1"]
 
     def test_module_scope_ignores_other_modules(
