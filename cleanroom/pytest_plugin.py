@@ -43,6 +43,7 @@ from ._policy import POLICY_FIELDS, Outcome, Policy
 from ._registry import Registry, Report
 from ._resource import Disposition
 from ._scope import Scope, get_kind_describe
+from ._session import new_id
 from .exceptions import PolicyError
 
 #: Settings the ``cleanroom`` marker accepts: the policy's, the seed's
@@ -301,7 +302,7 @@ class _Plugin:
         if not self.worker:
             # Set before xdist starts its workers, so that they inherit them.
             if not os.environ.get(_ENV_SESSION):
-                self._setenv(_ENV_SESSION, os.urandom(16).hex())
+                self._setenv(_ENV_SESSION, new_id())
             journal = config.getoption("cleanroom_journal")
             if journal:
                 self._setenv(_ENV_JOURNAL, _journal_value(journal, Path.cwd()))
