@@ -114,7 +114,8 @@ class Registry:
         The result is reused while the ``CLEANROOM_*`` variables and the
         current directory stay the same.
         """
-        key = (tuple(env_settings().items()), os.getcwd())
+        # os.getcwd() rather than Path.cwd(): pathlib is imported lazily.
+        key = (tuple(env_settings().items()), os.getcwd())  # noqa: PTH109
         cached = self._base_cache
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -166,9 +167,14 @@ class Registry:
         return session
 
     def close(self) -> None:
-        """Close the session scope now; a later use starts a new one."""
-        with self._lock:
-            session, self._session = self._session, None
+        """
+        Close the session scope now.
+
+        The scope stays the session scope: what is registered into it later,
+        even by a thread that fetched it before this call, is cleaned by the
+        next close or at interpreter exit.
+        """
+        session = self._session
         if session is not None:
             session.close()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
+import os
 import sys
 import threading
 import time
@@ -14,7 +14,7 @@ import warnings
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 import anyio
 import anyio.to_thread
@@ -23,17 +23,15 @@ from . import _context, _signals
 from ._policy import Decision, Level, OnError, OnFailure, Outcome, Policy
 from ._resource import OBJECT, Disposition, Kind, Resource, State, get_kind, object_kind
 from ._registry import Registry
-from .exceptions import CleanupError, CleanupTimeout, CleanupWarning, ScopeStateError
+from .exceptions import CleanupError, CleanupTimeoutError, CleanupWarning, ScopeStateError
 
 if TYPE_CHECKING:
-    import os
     import subprocess
     from pathlib import Path
     from types import TracebackType
 
 T = TypeVar("T")
-
-log = logging.getLogger("cleanroom")
+P = ParamSpec("P")
 
 ExcDetails = tuple[type[BaseException] | None, BaseException | None, "TracebackType | None"]
 _NO_EXC: ExcDetails = (None, None, None)
@@ -166,6 +164,24 @@ class _ChildExit:
         if child._outcome is None and self.outcome is not None:
             child._outcome = self.outcome
         return await child.__aexit__(*exc_details)
+
+
+class _Callback:
+    # The exit wrapper of Scope.callback: one small object where ExitStack's
+    # closure makes five for the garbage collector to scan. Like that closure,
+    # it has __wrapped__, a __name__ of its own and no __doc__.
+    __slots__ = ("__wrapped__", "args", "kwds")
+    __name__ = "_exit_wrapper"
+
+    def __init__(
+        self, callback: Callable[..., Any], args: tuple[Any, ...], kwds: dict[str, Any]
+    ) -> None:
+        self.__wrapped__ = callback
+        self.args = args
+        self.kwds = kwds
+
+    def __call__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.__wrapped__(*self.args, **self.kwds)
 
 
 class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
@@ -340,6 +356,19 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         if not is_sync:
             self._has_async = True
         self._exit_callbacks.append((is_sync, callback))
+
+    def callback(
+        self, callback: Callable[P, T], /, *args: P.args, **kwds: P.kwargs
+    ) -> Callable[P, T]:
+        """
+        Register *callback* to be called with *args* and *kwds* at close.
+
+        As :meth:`contextlib.ExitStack.callback`, with a lighter wrapper: test
+        suites push many callbacks. Returns *callback*, so that this can be
+        used as a decorator.
+        """
+        self._exit_callbacks.append((True, _Callback(callback, args, kwds)))
+        return callback
 
     def pop_all(self) -> Scope:
         """
@@ -643,6 +672,26 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         outcome: Outcome,
         failures: list[tuple[Resource, BaseException]],
     ) -> int:
+        entry = group[0]
+        if (
+            len(group) == 1
+            and entry.kind is OBJECT
+            and entry.ref is not None
+            and not self._kept
+        ):
+            # The common case, kept lean: one plain object, which every policy
+            # cleans (it is in-process) and none asked to keep.
+            self._handles.pop(entry.key, None)
+            alive, call = entry.target()
+            if not alive or call is None:
+                self._collected += 1
+                self.registry._collected(self, entry)
+                return 0
+            error = _call_sync(entry, call)
+            if error is None:
+                self._settle(entry, State.CLEANED)
+                return 1
+            return self._record([(entry, call)], [error], failures)
         _, clean = self._decide(group, outcome)
         if not clean:
             return 0
@@ -761,7 +810,10 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         disposition = Disposition(resource, state, reason=reason, hint=hint, error=error)
         self._dispositions.append(disposition)
         if state is State.KEPT:
-            log.warning(
+            # Imported here: logging is only needed once something is kept.
+            import logging
+
+            logging.getLogger("cleanroom").warning(
                 "kept %s: %s; delete it with: %s",
                 entry.kind.describe(resource),
                 reason,
@@ -856,6 +908,8 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         entry = _Entry(
             kind_obj, ref=ref, method=method, cleanup=call, is_async=is_async, name=name
         )
+        if self._policy is None:
+            self._resolve_policy_early()
         entry.key = id(obj)
         self._handles[entry.key] = entry
         if is_async:
@@ -904,10 +958,17 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         self._exit_callbacks.append((True, entry))
         return resource
 
+    def _resolve_policy_early(self) -> None:
+        # A bad setting in the environment or pyproject.toml fails here, where
+        # the first resource is tracked, rather than halfway through close().
+        _ = self.policy
+
     def _new_resource(
         self, kind: Kind, name: str, identity: dict[str, Any]
     ) -> Resource:
         _check_name(name)
+        if self._policy is None:
+            self._resolve_policy_early()
         return Resource(kind.name, name, identity, scope=self.name, declarative=True)
 
     def _register(
@@ -931,8 +992,19 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
 
     def _find(self, handle: object) -> _Entry:
         entry = self._handles.get(handle if isinstance(handle, Resource) else id(handle))
+        if (
+            entry is not None
+            and entry.ref is not None
+            and not isinstance(handle, Resource)
+            and entry.ref() is not handle
+        ):
+            # An id reused after the object it stood for was collected.
+            entry = None
         if entry is None and not isinstance(handle, Resource):
             entry = self._handles.get(handle)
+        if entry is None and isinstance(handle, (str, os.PathLike)):
+            # Paths are tracked by their text: an equal path or string finds them.
+            entry = self._handles.get(("path", os.path.abspath(handle)))
         if entry is None or entry not in (cb for _, cb in self._exit_callbacks):
             raise ScopeStateError(f"{handle!r} is not tracked by {self!r}")
         if entry.ref is not None and not isinstance(handle, Resource):
@@ -1126,18 +1198,23 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         """
         Start a process in a new process group, like :class:`subprocess.Popen`;
         the scope terminates the group, waits, kills and reaps it.
+
+        The keyword ``grace`` sets the seconds between ``SIGTERM`` and
+        ``SIGKILL``; the others go to :class:`subprocess.Popen`.
         """
         from .kinds import processes
 
         return processes.popen(self, args, **kwargs)
 
-    def track_pid(self, pid: int) -> Resource:
+    def track_pid(self, pid: int, *, grace: float | None = None) -> Resource:
         """
         Track a running process by pid (its start time guards against pid reuse).
+
+        *grace* is the seconds between ``SIGTERM`` and ``SIGKILL``.
         """
         from .kinds import processes
 
-        return processes.track_pid(self, pid)
+        return processes.track_pid(self, pid, grace=grace)
 
     def start_soon(
         self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None
@@ -1305,14 +1382,14 @@ async def _shielded(coroutine: Coroutine[Any, Any, T]) -> T:
 async def _bounded(
     fn: Callable[[], Awaitable[Any]], timeout: float | None, what: str
 ) -> BaseException | None:
-    """Await ``fn()``; return ``None``, its error, or a CleanupTimeout."""
+    """Await ``fn()``; return ``None``, its error, or a CleanupTimeoutError."""
     try:
         with anyio.move_on_after(timeout) as cancel_scope:
             await fn()
     except Exception as exc:
         return exc
     if cancel_scope.cancelled_caught:
-        return CleanupTimeout(f"cleaning {what} took longer than {timeout} s")
+        return CleanupTimeoutError(f"cleaning {what} took longer than {timeout} s")
     return None
 
 
@@ -1366,7 +1443,7 @@ def _run_threads(
                 deadline = begun + timeout
                 if deadline <= now:
                     done[index] = True
-                    results[index] = CleanupTimeout(
+                    results[index] = CleanupTimeoutError(
                         f"cleaning {names[index]} took longer than {timeout} s"
                     )
                     if queue:

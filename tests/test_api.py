@@ -245,16 +245,40 @@ class TestRegistry:
             thread.join()
         assert all(registry is Registry.default() for registry in seen)
 
-    def test_close_starts_a_new_session(self) -> None:
-        """close() closes the session scope; the next use opens a new one."""
+    def test_close_keeps_the_session_usable(self) -> None:
+        """close() cleans the session scope, which keeps taking registrations."""
         registry = Registry()
         session = registry.session
-        thing = Closable()
-        session.add(thing)
+        first, second = Closable(), Closable()
+        session.add(first)
         registry.close()
-        assert thing.closed
-        assert registry.session is not session
+        assert first.closed
+        assert registry.session is session
+        session.add(second)
         registry.close()
+        assert second.closed
+
+    def test_concurrent_registrations_and_closes(self) -> None:
+        """Registrations racing with closes of the session are all cleaned."""
+        registry = Registry()
+        objects = [[Closable() for _ in range(2_000)] for _ in range(4)]
+
+        def register_all(batch: list[Closable]) -> None:
+            for obj in batch:
+                registry.session.add(obj)
+
+        def close_often() -> None:
+            for _ in range(50):
+                registry.close()
+
+        threads = [threading.Thread(target=register_all, args=(b,)) for b in objects]
+        threads.append(threading.Thread(target=close_often))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        registry.close()
+        assert all(obj.closed for batch in objects for obj in batch)
 
     def test_report_counts(self) -> None:
         """The report counts cleaned and lists kept resources."""
