@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -63,6 +63,9 @@ _INI_HELP: Final = {
 
 _PLUGIN: Final = pytest.StashKey["_Plugin"]()
 _MARKER: Final = pytest.StashKey[dict[str, Any]]()
+
+#: How many kept and how many failed resources the summary lists without -v.
+SUMMARY_LINES: Final = 20
 
 #: The fixtures whose use makes the plugin hear the tests' reports.
 FIXTURES: Final = frozenset(
@@ -613,17 +616,27 @@ def _write_summary(
         counts.append(f"{summary['collected']} collected before their scope closed")
         counts.append(f"{summary['forgotten']} forgotten")
     write(", ".join(counts))
-    for entry in kept:
+    shown = None if verbose else SUMMARY_LINES
+    for entry in kept[:shown]:
         write(f"kept {_where(entry, verbose=verbose)}: {entry['reason']}")
         if entry["hint"]:
             write(f"    delete it with: {entry['hint']}")
-    for entry in failed:
+    _write_more(write, len(kept), shown, "kept")
+    for entry in failed[:shown]:
         write(
             f"failed to clean {_where(entry, verbose=verbose)}: {entry['reason']}",
             red=True,
         )
         if entry["hint"]:
             write(f"    delete it with: {entry['hint']}")
+    _write_more(write, len(failed), shown, "failed")
+
+
+def _write_more(
+    write: Callable[..., None], count: int, shown: int | None, what: str
+) -> None:
+    if shown is not None and count > shown:
+        write(f"... and {count - shown} more {what} (-v lists them all)")
 
 
 def _journal_value(value: str, base: Path) -> str:

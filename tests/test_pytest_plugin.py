@@ -906,6 +906,23 @@ class TestSummary:
             ]
         )
 
+    def test_long_lists_are_cut(self, pytester: pytest.Pytester) -> None:
+        """Without -v, the summary lists 20 kept resources and counts the rest."""
+        pytester.makepyfile(
+            """
+            def test_it(cleanroom, make):
+                for i in range(25):
+                    make(cleanroom, "fake-pod", f"pod-{i:02}")
+                assert False
+            """
+        )
+        result = pytester.runpytest()
+        result.stdout.fnmatch_lines(
+            ["0 cleaned, 25 kept, 0 failed", "... and 5 more kept (-v lists them all)"]
+        )
+        hints = [x for x in result.outlines if x.startswith("    delete it with: ")]
+        assert len(hints) == 20
+
     def test_verbose_shows_identity(self, pytester: pytest.Pytester) -> None:
         """-v adds each kept resource's identity."""
         pytester.makepyfile(
