@@ -960,6 +960,20 @@ class TestAsync:
         )
         pytester.runpytest("-p", "asyncio").assert_outcomes(passed=1)
 
+    def test_pytest_asyncio_current_scope(self, pytester: pytest.Pytester) -> None:
+        """In an asyncio test, the test's scope is the current scope."""
+        pytester.makepyfile(
+            """
+            import pytest
+            import cleanroom as cr
+
+            @pytest.mark.asyncio
+            async def test_it(cleanroom):
+                assert cr.current_scope() is cleanroom
+            """
+        )
+        pytester.runpytest("-p", "asyncio").assert_outcomes(passed=1)
+
     def test_pytest_asyncio_left_open(self, pytester: pytest.Pytester) -> None:
         """Async cleanups left to the fixture run in a fresh loop after the test."""
         pytester.makepyfile(
@@ -994,6 +1008,9 @@ class TestAsync:
 
             @pytest.mark.anyio
             async def test_it(cleanroom):
+                from cleanroom import current_scope
+
+                assert current_scope() is cleanroom
                 done = []
 
                 async def close():
