@@ -67,7 +67,7 @@ _MARKER: Final = pytest.StashKey[dict[str, Any]]()
 #: How many kept and how many failed resources the summary lists without -v.
 SUMMARY_LINES: Final = 20
 
-#: The fixtures whose use makes the plugin hear the tests' reports.
+#: The fixtures whose use makes the plugin track which test is being set up.
 FIXTURES: Final = frozenset(
     {
         "cleanroom",
@@ -360,7 +360,7 @@ class _Plugin:
     # -- scopes
 
     def track(self) -> None:
-        """Start hearing the tests' reports (once cleanroom's fixtures are in use)."""
+        """Track which test is set up (once cleanroom's fixtures are in use)."""
         if not self.active:
             self.active = True
             self.config.pluginmanager.register(_Tracker(self), "cleanroom-tracker")
@@ -462,7 +462,7 @@ class _Plugin:
         """
         Give every test that carries the ``cleanroom`` marker its scope, so that
         the marker's policy holds for ``with_cleanup`` and ``managed_resources``
-        in it, and check the marker's settings once. Start hearing reports only
+        in it, and check the marker's settings once. Track the tests only
         when some test uses cleanroom's fixtures.
         """
         cache = self._marked
