@@ -149,15 +149,19 @@ class CleanroomMixin:
     whole class, opened on first use — in ``setUpClass`` for instance — and
     closed with the class's cleanups, after ``tearDownClass``.
 
-    A test that fails, errors, or passes a subtest-less expected failure
-    unexpectedly keeps its external resources by the policy (``on_failure``);
-    a skipped test cleans. The class scope keeps when a test of the class
-    failed while it was open. Ctrl+C (and SIGTERM, once cleanroom's handler is
-    installed) closes both scopes as interrupted, which cleans them.
+    A test that fails or errors (in ``setUp``, the test, a subtest,
+    ``tearDown`` or a cleanup), or passes although marked
+    ``expectedFailure``, keeps its external resources by the policy's
+    ``on_failure``; a skipped test and an expected failure clean. The class
+    scope keeps when a test of the class failed while it was open. Ctrl+C and
+    SIGTERM close both scopes as interrupted, which cleans them, although
+    unittest itself skips ``tearDown`` and the cleanups then.
 
     The policy comes from the class attribute :attr:`cleanroom_policy` (over
     the command line, the environment and ``pyproject.toml``); bad settings
-    fail when the class is defined.
+    fail when the class is defined. A test method decorated with
+    :func:`~cleanroom.with_cleanup` gets a child of the test's scope with the
+    decorator's settings.
 
     Put the mixin before :class:`unittest.TestCase` in the bases, or use
     :class:`CleanroomTestCase`.
