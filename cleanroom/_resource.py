@@ -373,6 +373,14 @@ def get_kind(name: str | Kind) -> Kind:
     )
 
 
+def describe(resource: Resource) -> str:
+    """Describe *resource* through its kind, or by kind and name if it is unknown."""
+    try:
+        return get_kind(resource.kind).describe(resource)
+    except LookupError:
+        return f"{resource.kind} {resource.name!r}"
+
+
 def kind_names() -> tuple[str, ...]:
     """
     Return the canonical names of the registered and built-in kinds.

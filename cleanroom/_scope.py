@@ -8,22 +8,51 @@ import contextlib
 import functools
 import os
 import sys
-import threading
 import time
 import warnings
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, overload
 
 import anyio
 import anyio.to_thread
 
 from . import _context, _signals
+from ._entries import (
+    Callback,
+    ChildExit,
+    Entry,
+    Strong,
+    check_name,
+    default_cleanup,
+    is_async_callable,
+)
 from ._policy import Decision, Level, OnError, OnFailure, Outcome, Policy
-from ._resource import OBJECT, Disposition, Kind, Resource, State, get_kind, object_kind
 from ._registry import Registry
-from .exceptions import CleanupError, CleanupTimeoutError, CleanupWarning, ScopeStateError
+from ._resource import (
+    OBJECT,
+    Disposition,
+    Kind,
+    Resource,
+    State,
+    describe,
+    get_kind,
+    object_kind,
+)
+from ._running import (
+    async_call,
+    bounded,
+    call_sync,
+    declarative_call,
+    run_threads,
+    shielded,
+)
+from .exceptions import (
+    CleanupError,
+    CleanupWarning,
+    ScopeStateError,
+)
 
 if TYPE_CHECKING:
     import subprocess
@@ -33,155 +62,12 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 P = ParamSpec("P")
 
-ExcDetails = tuple[type[BaseException] | None, BaseException | None, "TracebackType | None"]
+ExcDetails = tuple[
+    type[BaseException] | None, BaseException | None, "TracebackType | None"
+]
 _NO_EXC: ExcDetails = (None, None, None)
-
-# Per type: the name of the method that closes an instance, and whether it is async.
-_default_cleanups: dict[type, tuple[str, bool]] = {}
-_CLEANUP_METHODS = ("aclose", "close", "__aexit__", "__exit__")
-_EXIT_METHODS = frozenset({"__aexit__", "__exit__"})
-
-
-def _default_cleanup(obj: object) -> tuple[str, bool]:
-    cls = type(obj)
-    found = _default_cleanups.get(cls)
-    if found is not None:
-        return found
-    import inspect
-
-    for method in _CLEANUP_METHODS:
-        attr = getattr(obj, method, None)
-        if callable(attr):
-            is_async = method in {"aclose", "__aexit__"} or inspect.iscoroutinefunction(
-                attr
-            )
-            found = (method, is_async)
-            break
-    else:
-        raise TypeError(
-            f"{cls.__qualname__} object has no aclose(), close(), __aexit__() or "
-            "__exit__(); pass cleanup= to say how to clean it"
-        )
-    _default_cleanups[cls] = found
-    return found
-
-
-class _Entry:
-    """One tracked resource on a scope's stack."""
-
-    __slots__ = (
-        "_resource",
-        "cleanup",
-        "decision",
-        "is_async",
-        "key",
-        "kind",
-        "method",
-        "name",
-        "ref",
-        "reason",
-        "reserved",
-    )
-
-    def __init__(
-        self,
-        kind: Kind,
-        *,
-        resource: Resource | None = None,
-        ref: Callable[[], Any] | None = None,
-        method: str | None = None,
-        cleanup: Callable[..., Any] | None = None,
-        is_async: bool = False,
-        name: str | None = None,
-        reserved: bool = False,
-    ) -> None:
-        self.kind = kind
-        self._resource = resource
-        self.ref = ref
-        self.method = method
-        self.cleanup = cleanup
-        self.is_async = is_async
-        self.name = name
-        self.reserved = reserved
-        self.decision: Decision | None = None
-        self.reason: str | None = None
-        self.key: object = None
-
-    @property
-    def resource(self) -> Resource:
-        resource = self._resource
-        if resource is None:
-            obj = self.ref() if self.ref is not None else None
-            name = self.name or (
-                type(obj).__qualname__ if obj is not None else "collected object"
-            )
-            resource = self._resource = Resource(self.kind.name, name)
-        return resource
-
-    def target(self) -> tuple[bool, Callable[[], Any] | None]:
-        """Return (alive, the zero-argument call that cleans this entry)."""
-        if self.ref is None:
-            return True, None
-        obj = self.ref()
-        if obj is None:
-            return False, None
-        method = self.method
-        if method is not None:
-            bound = getattr(obj, method)
-            if method in _EXIT_METHODS:
-                return True, lambda: bound(None, None, None)
-            return True, bound
-        cleanup = self.cleanup
-        assert cleanup is not None
-        return True, lambda: cleanup(obj)
-
-    def __call__(self, *exc_details: object) -> None:
-        # Lets a plain ExitStack that received this entry through pop_all() clean it.
-        alive, call = self.target()
-        if alive and call is not None:
-            result = call()
-            if self.is_async:
-                anyio.run(lambda: result)
-
-
-class _ChildExit:
-    """The parent's stack entry for a child scope."""
-
-    __slots__ = ("child", "outcome")
-
-    def __init__(self, child: Scope) -> None:
-        self.child = child
-        self.outcome: Outcome | None = None
-
-    def __call__(self, *exc_details: Any) -> bool:
-        child = self.child
-        if child._outcome is None and self.outcome is not None:
-            child._outcome = self.outcome
-        return child.__exit__(*exc_details)
-
-    async def acall(self, *exc_details: Any) -> bool:
-        child = self.child
-        if child._outcome is None and self.outcome is not None:
-            child._outcome = self.outcome
-        return await child.__aexit__(*exc_details)
-
-
-class _Callback:
-    # The exit wrapper of Scope.callback: one small object where ExitStack's
-    # closure makes five for the garbage collector to scan. Like that closure,
-    # it has __wrapped__, a __name__ of its own and no __doc__.
-    __slots__ = ("__wrapped__", "args", "kwds")
-    __name__ = "_exit_wrapper"
-
-    def __init__(
-        self, callback: Callable[..., Any], args: tuple[Any, ...], kwds: dict[str, Any]
-    ) -> None:
-        self.__wrapped__ = callback
-        self.args = args
-        self.kwds = kwds
-
-    def __call__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.__wrapped__(*self.args, **self.kwds)
+# How many pending resources the warning of an unclosed scope names.
+_LISTED = 5
 
 
 class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
@@ -268,7 +154,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         self._base_policy = policy
         self._outcome: Outcome | None = None
         self._has_async = False
-        self._handles: dict[object, _Entry] = {}
+        self._handles: dict[object, Entry] = {}
         self._kept: dict[int, str] = {}
         self._dispositions: list[Disposition] = []
         self._collected = 0
@@ -346,13 +232,12 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
 
     def __repr__(self) -> str:
         return (
-            f"<{type(self).__name__} {self.name!r} "
-            f"entries={len(self._exit_callbacks)}>"
+            f"<{type(self).__name__} {self.name!r} entries={len(self._exit_callbacks)}>"
         )
 
     # -- the ExitStack protocol --------------------------------------------------
 
-    def _push_exit_callback(self, callback: Any, is_sync: bool = True) -> None:  # noqa: FBT001, FBT002
+    def _push_exit_callback(self, callback: Any, is_sync: bool = True) -> None:
         if not is_sync:
             self._has_async = True
         self._exit_callbacks.append((is_sync, callback))
@@ -367,7 +252,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         suites push many callbacks. Returns *callback*, so that this can be
         used as a decorator.
         """
-        self._exit_callbacks.append((True, _Callback(callback, args, kwds)))
+        self._exit_callbacks.append((True, Callback(callback, args, kwds)))
         return callback
 
     def pop_all(self) -> Scope:
@@ -392,11 +277,11 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         self._has_async = False
         return new
 
-    def __enter__(self) -> Scope:
+    def __enter__(self) -> Self:
         self._tokens.append(_context.current.set(self))
         return self
 
-    async def __aenter__(self) -> Scope:
+    async def __aenter__(self) -> Self:
         self._tokens.append(_context.current.set(self))
         return self
 
@@ -461,20 +346,21 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         cleaned = 0
         held: tuple[bool, Any] | None = None
         while True:
+            # Sync unwinding only ever meets sync entries (see __exit__).
             if held is not None:
-                is_sync, cb = held
+                _, cb = held
                 held = None
             else:
                 try:
-                    is_sync, cb = pop()
+                    _, cb = pop()
                 except IndexError:
                     break
             kind_of_cb = type(cb)
-            if kind_of_cb is _Entry:
+            if kind_of_cb is Entry:
                 group, held = self._take_group(cb)
                 cleaned += self._settle_sync(group, outcome, failures)
                 continue
-            if kind_of_cb is _ChildExit:
+            if kind_of_cb is ChildExit:
                 cb.outcome = outcome
             try:
                 if cb(*exc_details):
@@ -511,10 +397,10 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                     except IndexError:
                         break
                 kind_of_cb = type(cb)
-                if kind_of_cb is _Entry:
+                if kind_of_cb is Entry:
                     group, held = self._take_group(cb)
                     try:
-                        cleaned += await _shielded(
+                        cleaned += await shielded(
                             self._settle_async(group, outcome, failures)
                         )
                     except BaseException:
@@ -526,14 +412,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                         exc_details = new_details
                     continue
                 try:
-                    if kind_of_cb is _ChildExit:
-                        cb.outcome = outcome
-                        suppress = await cb.acall(*exc_details)
-                    elif is_sync:
-                        suppress = cb(*exc_details)
-                    else:
-                        suppress = await cb(*exc_details)
-                    if suppress:
+                    if await _exit_async(cb, is_sync, outcome, exc_details):
                         suppressed = True
                         pending = False
                         exc_details = _NO_EXC
@@ -546,7 +425,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                 await anyio.sleep(self._policy.wait_after)
         return self._finish(received, suppressed, pending, exc_details, failures)
 
-    def _take_group(self, first: _Entry) -> tuple[list[_Entry], tuple[bool, Any] | None]:
+    def _take_group(self, first: Entry) -> tuple[list[Entry], tuple[bool, Any] | None]:
         """Pop the entries of *first*'s kind that lie directly below it."""
         group = [first]
         kind = first.kind
@@ -559,7 +438,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
             except IndexError:
                 break
             cb = item[1]
-            if type(cb) is _Entry and cb.kind is kind:
+            if type(cb) is Entry and cb.kind is kind:
                 group.append(cb)
             else:
                 return group, item
@@ -578,15 +457,17 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
             error = self._report_failures(failures)
         if error is not None:
             context = exc_details[1]
+            # Raising sets __context__ to whatever is being handled; put back
+            # the exception this error really follows.
             try:
-                raise error
+                raise error  # noqa: TRY301
             except BaseException:
                 error.__context__ = context
                 raise
         if pending:
             fixed = exc_details[1].__context__
             try:
-                raise exc_details[1]
+                raise exc_details[1]  # noqa: TRY301
             except BaseException:
                 exc_details[1].__context__ = fixed
                 raise
@@ -599,7 +480,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         errors = [(res, exc) for res, exc in failures if isinstance(exc, Exception)]
         group: CleanupError | None = None
         if errors:
-            names = ", ".join(get_kind_describe(res) for res, _ in errors)
+            names = ", ".join(describe(res) for res, _ in errors)
             message = (
                 f"{len(errors)} cleanup{'s' if len(errors) > 1 else ''} failed "
                 f"in scope {self.name!r}: {names}"
@@ -608,7 +489,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                 for resource, exc in errors:
                     warnings.warn(
                         CleanupWarning(
-                            f"cleaning {get_kind_describe(resource)} failed: "
+                            f"cleaning {describe(resource)} failed: "
                             f"{type(exc).__name__}: {exc}"
                         ),
                         stacklevel=4,
@@ -629,12 +510,12 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
     # -- settling groups of tracked resources -------------------------------------
 
     def _decide(
-        self, group: list[_Entry], outcome: Outcome
-    ) -> tuple[list[_Entry], list[tuple[_Entry, Callable[[], Any]]]]:
+        self, group: list[Entry], outcome: Outcome
+    ) -> tuple[list[Entry], list[tuple[Entry, Callable[[], Any]]]]:
         """Split *group* into entries to keep and (entry, call) pairs to clean."""
         policy = self.policy
-        keep: list[_Entry] = []
-        clean: list[tuple[_Entry, Callable[[], Any]]] = []
+        keep: list[Entry] = []
+        clean: list[tuple[Entry, Callable[[], Any]]] = []
         for entry in group:
             self._handles.pop(entry.key, None)
             kept_reason = self._kept.pop(id(entry), None)
@@ -660,7 +541,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                 self.registry._collected(self, entry)
                 continue
             if call is None:
-                call = _declarative_call(entry, policy.wait)
+                call = declarative_call(entry, policy.wait)
             clean.append((entry, call))
         for entry in keep:
             self._settle(entry, State.KEPT, reason=entry.reason)
@@ -668,7 +549,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
 
     def _settle_sync(
         self,
-        group: list[_Entry],
+        group: list[Entry],
         outcome: Outcome,
         failures: list[tuple[Resource, BaseException]],
     ) -> int:
@@ -687,7 +568,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                 self._collected += 1
                 self.registry._collected(self, entry)
                 return 0
-            error = _call_sync(entry, call)
+            error = call_sync(entry, call)
             if error is None:
                 self._settle(entry, State.CLEANED)
                 return 1
@@ -699,11 +580,11 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         kind = clean[0][0].kind
         results: Sequence[BaseException | None]
         if kind is OBJECT:
-            results = [_call_sync(entry, call) for entry, call in clean]
+            results = [call_sync(entry, call) for entry, call in clean]
         elif kind.bulk and len(clean) > 1 and all(e.ref is None for e, _ in clean):
             resources = [entry.resource for entry, _ in clean]
             box: list[Sequence[BaseException | None]] = []
-            error = _run_threads(
+            error = run_threads(
                 [lambda: box.append(kind.delete_many(resources, wait=policy.wait))],
                 1,
                 policy.timeout,
@@ -711,8 +592,8 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
             )[0]
             results = list(box[0]) if error is None and box else [error] * len(clean)
         else:
-            results = _run_threads(
-                [functools.partial(_call_sync, entry, call) for entry, call in clean],
+            results = run_threads(
+                [functools.partial(call_sync, entry, call) for entry, call in clean],
                 policy.concurrency,
                 policy.timeout,
                 [entry.kind.describe(entry.resource) for entry, _ in clean],
@@ -721,7 +602,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
 
     async def _settle_async(
         self,
-        group: list[_Entry],
+        group: list[Entry],
         outcome: Outcome,
         failures: list[tuple[Resource, BaseException]],
     ) -> int:
@@ -731,7 +612,11 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         policy = self.policy
         kind = clean[0][0].kind
         timeout = policy.timeout
-        if kind.bulk and len(clean) > 1 and all(entry.ref is None for entry, _ in clean):
+        if (
+            kind.bulk
+            and len(clean) > 1
+            and all(entry.ref is None for entry, _ in clean)
+        ):
             entries = [entry for entry, _ in clean]
             box: list[Sequence[BaseException | None]] = []
 
@@ -739,13 +624,13 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                 resources = [entry.resource for entry in entries]
                 box.append(await kind.adelete_many(resources, wait=policy.wait))
 
-            error = await _bounded(bulk, timeout, f"{len(entries)} {kind.name}")
+            error = await bounded(bulk, timeout, f"{len(entries)} {kind.name}")
             results: Sequence[BaseException | None]
             results = list(box[0]) if error is None and box else [error] * len(entries)
         elif len(clean) == 1 or not kind.concurrent:
             results = [
-                await _bounded(
-                    _async_call(entry, call, policy.wait),
+                await bounded(
+                    async_call(entry, call, policy.wait),
                     timeout,
                     entry.kind.describe(entry.resource),
                 )
@@ -755,10 +640,10 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
             slots: list[BaseException | None] = [None] * len(clean)
             limiter = anyio.CapacityLimiter(policy.concurrency)
 
-            async def one(index: int, entry: _Entry, call: Callable[[], Any]) -> None:
+            async def one(index: int, entry: Entry, call: Callable[[], Any]) -> None:
                 async with limiter:
-                    slots[index] = await _bounded(
-                        _async_call(entry, call, policy.wait),
+                    slots[index] = await bounded(
+                        async_call(entry, call, policy.wait),
                         timeout,
                         entry.kind.describe(entry.resource),
                     )
@@ -771,7 +656,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
 
     def _record(
         self,
-        clean: list[tuple[_Entry, Callable[[], Any]]],
+        clean: list[tuple[Entry, Callable[[], Any]]],
         results: Sequence[BaseException | None],
         failures: list[tuple[Resource, BaseException]],
     ) -> int:
@@ -793,7 +678,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
 
     def _settle(
         self,
-        entry: _Entry,
+        entry: Entry,
         state: State,
         *,
         reason: str | None = None,
@@ -807,7 +692,9 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         hint = entry.kind.delete_hint(resource)
         if state is State.FAILED and error is not None:
             reason = f"{type(error).__name__}: {error}"
-        disposition = Disposition(resource, state, reason=reason, hint=hint, error=error)
+        disposition = Disposition(
+            resource, state, reason=reason, hint=hint, error=error
+        )
         self._dispositions.append(disposition)
         if state is State.KEPT:
             # Imported here: logging is only needed once something is kept.
@@ -882,7 +769,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         method: str | None = None
         call: Callable[..., Any] | None = None
         if cleanup is None:
-            method, is_async = _default_cleanup(obj)
+            method, is_async = default_cleanup(obj)
         else:
             if not callable(cleanup):
                 raise TypeError(f"cleanup must be callable, not {cleanup!r}")
@@ -891,10 +778,10 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                 call = cleanup.__func__
             else:
                 call = cleanup
-            is_async = _is_async_callable(cleanup)
+            is_async = is_async_callable(cleanup)
         ref: Callable[[], Any]
         if weak is False:
-            ref = _Strong(obj)
+            ref = Strong(obj)
         else:
             try:
                 ref = weakref.ref(obj)
@@ -904,8 +791,8 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                         f"{type(obj).__qualname__} objects do not support weak "
                         "references; pass weak=False"
                     ) from None
-                ref = _Strong(obj)
-        entry = _Entry(
+                ref = Strong(obj)
+        entry = Entry(
             kind_obj, ref=ref, method=method, cleanup=call, is_async=is_async, name=name
         )
         if self._policy is None:
@@ -952,7 +839,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         kind_obj = get_kind(kind)
         resource = self._new_resource(kind_obj, name, identity)
         self.registry._intent(self, resource)
-        entry = _Entry(kind_obj, resource=resource, reserved=True)
+        entry = Entry(kind_obj, resource=resource, reserved=True)
         entry.key = resource
         self._handles[resource] = entry
         self._exit_callbacks.append((True, entry))
@@ -966,7 +853,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
     def _new_resource(
         self, kind: Kind, name: str, identity: dict[str, Any]
     ) -> Resource:
-        _check_name(name)
+        check_name(name)
         if self._policy is None:
             self._resolve_policy_early()
         return Resource(kind.name, name, identity, scope=self.name, declarative=True)
@@ -975,7 +862,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         self, kind: Kind, resource: Resource, *, keys: Iterable[object] = ()
     ) -> Resource:
         """Push a declarative *resource* that exists now, and tell the journal."""
-        entry = _Entry(kind, resource=resource)
+        entry = Entry(kind, resource=resource)
         entry.key = resource
         self._handles[resource] = entry
         for key in keys:
@@ -990,8 +877,10 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         self.registry._intent(self, resource)
         return resource
 
-    def _find(self, handle: object) -> _Entry:
-        entry = self._handles.get(handle if isinstance(handle, Resource) else id(handle))
+    def _find(self, handle: object) -> Entry:
+        entry = self._handles.get(
+            handle if isinstance(handle, Resource) else id(handle)
+        )
         if (
             entry is not None
             and entry.ref is not None
@@ -1003,20 +892,26 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         if entry is None and not isinstance(handle, Resource):
             entry = self._handles.get(handle)
         if entry is None and isinstance(handle, (str, os.PathLike)):
-            # Paths are tracked by their text: an equal path or string finds them.
-            entry = self._handles.get(("path", os.path.abspath(handle)))
+            # Paths are tracked by their text: an equal path or string finds
+            # them. abspath, not resolve(): links must not be followed.
+            entry = self._handles.get(("path", os.path.abspath(handle)))  # noqa: PTH100
         if entry is None or entry not in (cb for _, cb in self._exit_callbacks):
             raise ScopeStateError(f"{handle!r} is not tracked by {self!r}")
-        if entry.ref is not None and not isinstance(handle, Resource):
-            if entry.ref() is not handle:
-                raise ScopeStateError(f"{handle!r} is not tracked by {self!r}")
+        if (
+            entry.ref is not None
+            and not isinstance(handle, Resource)
+            and entry.ref() is not handle
+        ):
+            raise ScopeStateError(f"{handle!r} is not tracked by {self!r}")
         return entry
 
     def resources(self) -> list[Resource]:
         """
         Return the tracked resources not yet cleaned, most recent first.
         """
-        return [cb.resource for _, cb in reversed(self._exit_callbacks) if type(cb) is _Entry]
+        return [
+            cb.resource for _, cb in reversed(self._exit_callbacks) if type(cb) is Entry
+        ]
 
     def keep(self, handle: object = None, reason: str = "kept on request") -> None:
         """
@@ -1030,7 +925,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         """
         if handle is None:
             for _, cb in self._exit_callbacks:
-                if type(cb) is _Entry:
+                if type(cb) is Entry:
                     self._kept[id(cb)] = reason
             return
         self._kept[id(self._find(handle))] = reason
@@ -1076,13 +971,13 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         failures: list[tuple[Resource, BaseException]] = []
         self._kept.pop(id(entry), None)
         with anyio.CancelScope(shield=True):
-            await _shielded(self._settle_async([entry], Outcome.PASSED, failures))
+            await shielded(self._settle_async([entry], Outcome.PASSED, failures))
         if failures:
             error = self._report_failures(failures)
             if error is not None:
                 raise error
 
-    def _remove(self, entry: _Entry) -> None:
+    def _remove(self, entry: Entry) -> None:
         for item in self._exit_callbacks:
             if item[1] is entry:
                 self._exit_callbacks.remove(item)
@@ -1124,7 +1019,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
             on_error=on_error,
         )
         child._registry = self._registry
-        self._exit_callbacks.append((True, _ChildExit(child)))
+        self._exit_callbacks.append((True, ChildExit(child)))
         return child
 
     # -- helpers of the built-in kinds --------------------------------------------
@@ -1160,7 +1055,10 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         return files.tempfile(self, suffix=suffix, prefix=prefix, dir=dir)
 
     def track_path(
-        self, path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        root: str | os.PathLike[str] | None = None,
     ) -> Path:
         """
         Delete *path* (a file, link or directory tree) when the scope closes.
@@ -1194,7 +1092,9 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
 
         return files.watch(self, root, patterns)
 
-    def popen(self, args: Sequence[str | os.PathLike[str]], **kwargs: Any) -> subprocess.Popen[Any]:
+    def popen(
+        self, args: Sequence[str | os.PathLike[str]], **kwargs: Any
+    ) -> subprocess.Popen[Any]:
         """
         Start a process in a new process group, like :class:`subprocess.Popen`;
         the scope terminates the group, waits, kills and reaps it.
@@ -1232,12 +1132,13 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
 
     def __del__(self) -> None:
         try:
-            pending = [cb for _, cb in self._exit_callbacks if type(cb) is _Entry]
+            pending = [cb for _, cb in self._exit_callbacks if type(cb) is Entry]
         except AttributeError:
             return
         if pending:
-            names = ", ".join(cb.kind.describe(cb.resource) for cb in pending[:5])
-            more = f" and {len(pending) - 5} more" if len(pending) > 5 else ""
+            shown = pending[:_LISTED]
+            names = ", ".join(cb.kind.describe(cb.resource) for cb in shown)
+            more = f" and {len(pending) - len(shown)} more" if pending[_LISTED:] else ""
             warnings.warn(
                 f"{self!r} was never closed; its tracked resources were not "
                 f"cleaned: {names}{more}",
@@ -1247,24 +1148,23 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
             )
 
 
-class _Strong:
-    """A strong reference with the call interface of :class:`weakref.ref`."""
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj: object) -> None:
-        self.obj = obj
-
-    def __call__(self) -> object:
-        return self.obj
-
-
-def _check_name(name: object) -> None:
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"a resource name must be a non-empty str, not {name!r}")
+async def _exit_async(
+    cb: Any, is_sync: bool, outcome: Outcome, exc_details: ExcDetails
+) -> bool:
+    """Call one plain exit callback (or close a child scope) from async code."""
+    if type(cb) is ChildExit:
+        cb.outcome = outcome
+        return await cb.acall(*exc_details)
+    if is_sync:
+        return bool(cb(*exc_details))
+    return bool(await cb(*exc_details))
 
 
-def _chain(new: BaseException | None, old: BaseException | None, frame_exc: BaseException | None) -> None:
+def _chain(
+    new: BaseException | None,
+    old: BaseException | None,
+    frame_exc: BaseException | None,
+) -> None:
     """Make *new*'s context chain end at *old*, as nested ``with`` blocks would."""
     if new is None:
         return
@@ -1276,181 +1176,3 @@ def _chain(new: BaseException | None, old: BaseException | None, frame_exc: Base
             break
         new = context
     new.__context__ = old
-
-
-def _is_async_callable(fn: Callable[..., Any]) -> bool:
-    import inspect
-
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004
-    )
-
-
-def get_kind_describe(resource: Resource) -> str:
-    try:
-        return get_kind(resource.kind).describe(resource)
-    except LookupError:
-        return f"{resource.kind} {resource.name!r}"
-
-
-def _declarative_call(entry: _Entry, wait: bool) -> Callable[[], Any]:
-    kind = entry.kind
-    resource = entry.resource
-    if entry.reserved:
-        return lambda: _clean_reserved(kind, resource, wait=wait)
-    return lambda: kind.delete(resource, wait=wait)
-
-
-def _clean_reserved(kind: Kind, resource: Resource, *, wait: bool) -> None:
-    deadline = time.monotonic() + kind.grace
-    while True:
-        if kind.exists(resource):
-            kind.delete(resource, wait=wait)
-            return
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return
-        time.sleep(min(0.05, remaining))
-
-
-def _call_sync(entry: _Entry, call: Callable[[], Any]) -> BaseException | None:
-    try:
-        result = call()
-        if entry.is_async:
-            # Only reached from sync unwinding without a loop: run it in a fresh one.
-            async def await_it() -> None:
-                await result
-
-            anyio.run(await_it)
-    except BaseException as exc:
-        return exc
-    return None
-
-
-def _async_call(
-    entry: _Entry, call: Callable[[], Any], wait: bool
-) -> Callable[[], Awaitable[Any]]:
-    if entry.ref is None:
-        kind = entry.kind
-        resource = entry.resource
-        if entry.reserved:
-            return lambda: anyio.to_thread.run_sync(
-                lambda: _clean_reserved(kind, resource, wait=wait),
-                abandon_on_cancel=True,
-            )
-        return lambda: kind.adelete(resource, wait=wait)
-    if entry.is_async:
-        return call
-    if entry.kind.external:
-        return lambda: anyio.to_thread.run_sync(call, abandon_on_cancel=True)
-
-    async def inline() -> None:
-        call()
-
-    return inline
-
-
-async def _shielded(coroutine: Coroutine[Any, Any, T]) -> T:
-    """
-    Await *coroutine* to its end, even through a native asyncio cancellation.
-
-    anyio's shielded scopes stop anyio's and trio's cancellation, but not
-    ``task.cancel()`` on asyncio (``asyncio.timeout``, ``wait_for``, Ctrl-C in
-    ``asyncio.run``): there the cleanups run in a task of their own that the
-    cancellation cannot reach, and the cancellation is raised after them.
-    """
-    if _context.running_async_library() != "asyncio":
-        return await coroutine
-    import asyncio
-
-    task = asyncio.ensure_future(coroutine)
-    cancelled: asyncio.CancelledError | None = None
-    while True:
-        try:
-            result = await asyncio.shield(task)
-        except asyncio.CancelledError as exc:
-            if task.done():
-                raise
-            cancelled = exc
-        else:
-            break
-    if cancelled is not None:
-        raise cancelled
-    return result
-
-
-async def _bounded(
-    fn: Callable[[], Awaitable[Any]], timeout: float | None, what: str
-) -> BaseException | None:
-    """Await ``fn()``; return ``None``, its error, or a CleanupTimeoutError."""
-    try:
-        with anyio.move_on_after(timeout) as cancel_scope:
-            await fn()
-    except Exception as exc:
-        return exc
-    if cancel_scope.cancelled_caught:
-        return CleanupTimeoutError(f"cleaning {what} took longer than {timeout} s")
-    return None
-
-
-def _run_threads(
-    calls: list[Callable[[], BaseException | None]],
-    concurrency: int,
-    timeout: float | None,
-    names: list[str],
-) -> list[BaseException | None]:
-    """
-    Run *calls* on daemon threads, at most *concurrency* at once, each bounded
-    by *timeout*; a call past its time is abandoned and reported.
-    """
-    count = len(calls)
-    results: list[BaseException | None] = [None] * count
-    started: list[float | None] = [None] * count
-    done = [False] * count
-    queue = deque(range(count))
-    condition = threading.Condition()
-
-    def worker() -> None:
-        while True:
-            with condition:
-                if not queue:
-                    return
-                index = queue.popleft()
-                started[index] = time.monotonic()
-            try:
-                outcome = calls[index]()
-            except BaseException as exc:
-                outcome = exc
-            with condition:
-                if not done[index]:
-                    results[index] = outcome
-                    done[index] = True
-                condition.notify_all()
-
-    def spawn() -> None:
-        threading.Thread(target=worker, name="cleanroom-cleanup", daemon=True).start()
-
-    for _ in range(min(count, concurrency)):
-        spawn()
-    with condition:
-        while not all(done):
-            now = time.monotonic()
-            wake: float | None = None
-            for index in range(count):
-                begun = started[index]
-                if done[index] or begun is None or timeout is None:
-                    continue
-                deadline = begun + timeout
-                if deadline <= now:
-                    done[index] = True
-                    results[index] = CleanupTimeoutError(
-                        f"cleaning {names[index]} took longer than {timeout} s"
-                    )
-                    if queue:
-                        spawn()
-                elif wake is None or deadline < wake:
-                    wake = deadline
-            if all(done):
-                break
-            condition.wait(None if wake is None else max(0.0, wake - now))
-    return results

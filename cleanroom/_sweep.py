@@ -376,7 +376,7 @@ def _clean_group(
     concurrency: int,
 ) -> list[tuple[SweepResult, _Settled]]:
     """Clean rows of one kind; return each one's result and its journal update."""
-    from ._scope import _run_threads
+    from ._running import run_threads
 
     first = group[0]
     kind = resolve_kind(first.kind, first.module)
@@ -401,7 +401,7 @@ def _clean_group(
             )
         else:
             work.append(row)
-    errors = _run_threads(
+    errors = run_threads(
         [_catching(kind, row, died) for row in work],
         concurrency if kind.concurrent else 1,
         timeout,
@@ -624,7 +624,7 @@ def _sweep_prefixes(
     swept: Sequence[Row],
     timeout: float | None,
 ) -> list[SweepResult]:
-    from ._scope import _run_threads
+    from ._running import run_threads
 
     protected = _protected(journal, swept)
     seen: set[tuple[str, str]] = {(row.kind, row.name) for row in swept}
@@ -651,7 +651,7 @@ def _sweep_prefixes(
                 _prefix_result("would-remove", kind, r, why) for r in targets
             )
             continue
-        errors = _run_threads(
+        errors = run_threads(
             [_deleting(kind, resource) for resource in targets],
             16 if kind.concurrent else 1,
             timeout,

@@ -41,8 +41,8 @@ import pytest
 from . import _signals
 from ._policy import POLICY_FIELDS, Outcome, Policy
 from ._registry import Registry, Report
-from ._resource import Disposition
-from ._scope import Scope, get_kind_describe
+from ._resource import Disposition, describe
+from ._scope import Scope
 from ._session import new_id
 from .exceptions import PolicyError
 
@@ -648,7 +648,7 @@ def _journal_value(value: str, base: Path) -> str:
 def _describe(disposition: Disposition, worker: str | None) -> dict[str, Any]:
     resource = disposition.resource
     return {
-        "what": get_kind_describe(resource),
+        "what": describe(resource),
         "scope": resource.scope,
         "reason": disposition.reason or "",
         # Objects live in this process only: there is nothing to delete by hand.

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 
 from cleanroom._context import running_async_library
+from cleanroom._entries import Entry, Strong
 from cleanroom._resource import ObjectKind, Resource, register_kind
-from cleanroom._scope import _Entry, _Strong
 from cleanroom.exceptions import ScopeStateError
 
 if TYPE_CHECKING:
@@ -228,10 +228,10 @@ def start_soon(
     else:
         handle = _AsyncioTask(task_name, awaitable)
     resource = Resource(TASKS.name, task_name, scope=scope.name)
-    entry = _Entry(
+    entry = Entry(
         TASKS,
         resource=resource,
-        ref=_Strong(handle),
+        ref=Strong(handle),
         method="aclose",
         is_async=True,
         name=task_name,
