@@ -17,6 +17,7 @@ the process's recorder, which listens to the registry, lives in
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -110,6 +111,44 @@ _ROW_COLUMNS: Final = (
     "r.claim, r.prior, r.actor, r.attempts, "
     "o.host, o.pid, o.start_time, o.heartbeat, o.closed"
 )
+
+
+@functools.cache
+def _expected_columns() -> dict[str, frozenset[str]]:
+    """The columns of each table, as this version's schema creates them."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(_SCHEMA)
+        return _columns(conn)
+    finally:
+        conn.close()
+
+
+def _columns(conn: sqlite3.Connection) -> dict[str, frozenset[str]]:
+    tables = [
+        row[0]
+        for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    ]
+    return {
+        table: frozenset(
+            row[1]
+            for row in conn.execute(f"PRAGMA table_info({table})")
+        )
+        for table in tables
+    }
+
+
+def _missing_columns(conn: sqlite3.Connection) -> list[str]:
+    """Name the tables and columns of this schema that *conn*'s file lacks."""
+    found = _columns(conn)
+    missing = []
+    for table, columns in _expected_columns().items():
+        have = found.get(table)
+        if have is None:
+            missing.append(table)
+        else:
+            missing.extend(f"{table}.{column}" for column in sorted(columns - have))
+    return missing
 
 
 class JournalUnavailable(Exception):  # noqa: N818
@@ -371,6 +410,12 @@ class Journal:
             raise JournalUnavailable(
                 f"{self.path} was written by a newer cleanroom (schema "
                 f"{version}, this one knows {SCHEMA_VERSION}); leaving it alone"
+            )
+        missing = _missing_columns(conn)
+        if missing:
+            raise _Foreign(
+                f"{self.path} has the schema version of this cleanroom but not "
+                f"its layout (missing {', '.join(missing)})"
             )
         check = conn.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":

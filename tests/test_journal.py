@@ -263,6 +263,29 @@ class TestDamage:
         assert kept.execute("SELECT text FROM notes").fetchall() == [("mine",)]
         kept.close()
 
+    def test_same_version_other_layout_is_set_aside(self, tmp_path: Path) -> None:
+        """A journal that claims this schema but lacks its columns is moved aside."""
+        target = tmp_path / "journal.sqlite3"
+        Journal(target).close()
+        conn = sqlite3.connect(target)
+        conn.execute("ALTER TABLE resources DROP COLUMN attempts")
+        conn.close()
+        owner = owner_for()
+        with Journal(target) as journal:
+            (aside,) = journal.set_aside
+            journal.add_owner(owner)
+            journal.insert(
+                owner,
+                scope="s",
+                kind="k",
+                module=None,
+                name="after",
+                identity={},
+                state="created",
+            )
+            assert [row.name for row in journal.rows()] == ["after"]
+        assert aside.name.startswith("journal.sqlite3.corrupt-")
+
     def test_corrupted_pages_are_set_aside(self, tmp_path: Path) -> None:
         """A journal whose pages are damaged is moved aside."""
         target = tmp_path / "journal.sqlite3"
