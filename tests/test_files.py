@@ -65,12 +65,6 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     return box
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    """Run each anyio test on asyncio and on trio."""
-    return str(request.param)
-
-
 def make_tree(root: Path) -> Path:
     """Create a small tree of folders and files under *root*; return *root*."""
     (root / "a" / "b").mkdir(parents=True)

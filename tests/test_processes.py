@@ -134,12 +134,6 @@ def strays() -> Iterator[list[subprocess.Popen[bytes]]]:
                 stream.close()
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    """Run each anyio test on asyncio and on trio."""
-    return str(request.param)
-
-
 class TestKind:
     def test_names(self) -> None:
         """The kind answers to process and processes, and is a runtime thing."""

@@ -36,11 +36,6 @@ HANG = 1000.0
 BOUND = 30.0
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 class Item:
     """A tracked object that knows how its cleanup should behave."""
 

@@ -21,11 +21,6 @@ from cleanroom.kinds import tasks
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 async def sleep_forever(log: list[str], tag: str) -> None:
     try:
         await anyio.sleep_forever()
