@@ -44,6 +44,7 @@ from .exceptions import (
     CleanupWarning,
     PolicyError,
     ScopeStateError,
+    Terminated,
     UnknownKindError,
     UnsafePathError,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "Scope",
     "ScopeStateError",
     "State",
+    "Terminated",
     "UnknownKindError",
     "UnsafePathError",
     "__version__",

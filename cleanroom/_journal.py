@@ -130,10 +130,7 @@ def _columns(conn: sqlite3.Connection) -> dict[str, frozenset[str]]:
         for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
     ]
     return {
-        table: frozenset(
-            row[1]
-            for row in conn.execute(f"PRAGMA table_info({table})")
-        )
+        table: frozenset(row[1] for row in conn.execute(f"PRAGMA table_info({table})"))
         for table in tables
     }
 

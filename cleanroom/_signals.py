@@ -28,6 +28,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from .exceptions import Terminated
+
 if TYPE_CHECKING:
     from types import FrameType, TracebackType
 
@@ -66,34 +68,6 @@ _saved_sigint: Handler = None
 _pending: list[int] = []
 _interrupts = 0
 _received: list[int] = []
-
-
-class Terminated(KeyboardInterrupt, SystemExit):
-    """
-    Raised in the main thread when the process receives SIGTERM, so that
-    ``with`` blocks, ``finally`` clauses and scopes unwind as they do on Ctrl+C.
-
-    It is a :exc:`KeyboardInterrupt`: pytest and unittest stop the run and
-    tear down as they do on Ctrl+C, and ``except Exception`` does not catch it.
-    It is also a :exc:`SystemExit` whose :attr:`code` is 143 (128 + SIGTERM),
-    so a program that lets it propagate exits with that status.
-
-    Attributes:
-        signum: The signal received.
-
-    .. versionadded:: 0.1.0
-    """
-
-    def __init__(self, signum: int = signal.SIGTERM) -> None:
-        super().__init__(128 + signum)
-        self.code = 128 + signum
-        self.signum = signum
-
-    def __str__(self) -> str:
-        return f"received {signal.Signals(self.signum).name}"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.signum,))
 
 
 def _disabled() -> bool:

@@ -4,6 +4,7 @@ Exceptions and warnings raised by cleanroom.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
 
@@ -18,6 +19,7 @@ __all__ = [
     "CleanupWarning",
     "PolicyError",
     "ScopeStateError",
+    "Terminated",
     "UnknownKindError",
     "UnsafePathError",
 ]
@@ -124,6 +126,34 @@ class CleanupError(ExceptionGroup[Exception]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.message, list(self.exceptions), self.resources))
+
+
+class Terminated(KeyboardInterrupt, SystemExit):
+    """
+    Raised in the main thread when the process receives SIGTERM, so that
+    ``with`` blocks, ``finally`` clauses and scopes unwind as they do on Ctrl+C.
+
+    It is a :exc:`KeyboardInterrupt`: pytest and unittest stop the run and
+    tear down as they do on Ctrl+C, and ``except Exception`` does not catch it.
+    It is also a :exc:`SystemExit` whose ``code`` is 143 (128 + SIGTERM),
+    so a program that lets it propagate exits with that status.
+
+    Attributes:
+        signum: The signal received.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(128 + signum)
+        self.code = 128 + signum
+        self.signum = signum
+
+    def __str__(self) -> str:
+        return f"received {signal.Signals(self.signum).name}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.signum,))
 
 
 class CleanroomWarning(UserWarning):

@@ -44,7 +44,7 @@ from ._registry import Registry, Report
 from ._resource import Disposition, describe
 from ._scope import Scope
 from ._session import new_id
-from .exceptions import PolicyError
+from .exceptions import PolicyError, Terminated
 
 #: Settings the ``cleanroom`` marker accepts: the policy's, the seed's
 #: ``cleanup_level`` (another name for ``level``) and ``check_leaks``.
@@ -551,7 +551,7 @@ class _Plugin:
             self.config.workeroutput["cleanroom"] = self.local_summary()  # type: ignore[attr-defined]
             return
         seen = _signals.received()[self._signals_seen :]
-        if signal.SIGTERM in seen or isinstance(self.interrupt, _signals.Terminated):
+        if signal.SIGTERM in seen or isinstance(self.interrupt, Terminated):
             session.exitstatus = _signals.EXIT_SIGTERM
         elif type(self.interrupt) is KeyboardInterrupt:
             session.exitstatus = _signals.EXIT_SIGINT
