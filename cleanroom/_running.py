@@ -30,8 +30,14 @@ def declarative_call(entry: Entry, wait: bool) -> Callable[[], Any]:
     return lambda: kind.delete(resource, wait=wait)
 
 
-def clean_reserved(kind: Kind, resource: Resource, *, wait: bool) -> None:
-    deadline = time.monotonic() + kind.grace
+def clean_reserved(
+    kind: Kind, resource: Resource, *, wait: bool, grace: float | None = None
+) -> None:
+    """
+    Delete a reserved *resource* if it exists, or appears within *grace*
+    seconds (the kind's grace period by default); never appearing is success.
+    """
+    deadline = time.monotonic() + (kind.grace if grace is None else grace)
     while True:
         if kind.exists(resource):
             kind.delete(resource, wait=wait)

@@ -33,6 +33,7 @@ from ._journal import (
     journal_path,
     open_existing,
 )
+from ._running import clean_reserved, run_threads
 from ._session import STALE_AFTER, current_owner, hostname, pid_alive
 
 if TYPE_CHECKING:
@@ -289,15 +290,9 @@ def _clean_one(kind: Kind, row: Row, *, died: float | None) -> None:
     if row.settled_state == "intent":
         # Never confirmed as created: delete it if it exists or appears
         # within the kind's grace period after its owner died.
-        deadline = (died or time.time()) + kind.grace
-        while True:
-            if kind.exists(resource):
-                kind.delete(resource, wait=True)
-                return
-            remaining = deadline - time.time()
-            if remaining <= 0:
-                return
-            time.sleep(min(0.05, remaining))
+        left = (died or time.time()) + kind.grace - time.time()
+        clean_reserved(kind, resource, wait=True, grace=max(0.0, left))
+        return
     kind.delete(resource, wait=True)
 
 
@@ -376,8 +371,6 @@ def _clean_group(
     concurrency: int,
 ) -> list[tuple[SweepResult, _Settled]]:
     """Clean rows of one kind; return each one's result and its journal update."""
-    from ._running import run_threads
-
     first = group[0]
     kind = resolve_kind(first.kind, first.module)
     if kind is None:
@@ -624,8 +617,6 @@ def _sweep_prefixes(
     swept: Sequence[Row],
     timeout: float | None,
 ) -> list[SweepResult]:
-    from ._running import run_threads
-
     protected = _protected(journal, swept)
     seen: set[tuple[str, str]] = {(row.kind, row.name) for row in swept}
     results: list[SweepResult] = []
