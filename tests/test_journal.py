@@ -5,7 +5,6 @@ once, and the recorder that journals a process's declarative resources.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import sqlite3
@@ -33,13 +32,6 @@ from cleanroom._journal import (
 from cleanroom._session import Owner, current_owner, new_id
 
 TESTS = Path(__file__).parent
-
-
-@pytest.fixture
-def markers(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """The marker kind of ``tests/markerkinds.py``."""
-    monkeypatch.syspath_prepend(str(TESTS))
-    return importlib.import_module("markerkinds")
 
 
 @pytest.fixture

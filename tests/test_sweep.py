@@ -5,7 +5,6 @@ kept resources and retention, prefix rules, claims, and the session-start sweep.
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import threading
@@ -31,13 +30,6 @@ from cleanroom._sweep import (
 from cleanroom.exceptions import UnknownKindError
 
 TESTS = Path(__file__).parent
-
-
-@pytest.fixture
-def markers(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """The marker kind of ``tests/markerkinds.py``."""
-    monkeypatch.syspath_prepend(str(TESTS))
-    return importlib.import_module("markerkinds")
 
 
 @pytest.fixture
