@@ -88,3 +88,6 @@ def bench(session: nox.Session) -> None:
         session.skip("bench/run.py does not exist")
     install(session, "bench", package=".[all]")
     session.run("python", str(script), *session.posargs)
+    # The pytest plugin's overhead and the sweep of 1,000 orphans.
+    for extra in ("bench_plugin.py", "bench_sweep.py"):
+        session.run("python", str(ROOT / "bench" / extra))
