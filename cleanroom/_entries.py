@@ -7,12 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from ._resource import Kind, Resource
 
 if TYPE_CHECKING:
-    from ._policy import Decision, Outcome
+    from ._policy import Outcome
     from ._scope import Scope
 
 # Per type: the name of the method that closes an instance, and whether it is async.
@@ -51,13 +49,11 @@ class Entry:
     __slots__ = (
         "_resource",
         "cleanup",
-        "decision",
         "is_async",
         "key",
         "kind",
         "method",
         "name",
-        "reason",
         "ref",
         "reserved",
     )
@@ -82,8 +78,6 @@ class Entry:
         self.is_async = is_async
         self.name = name
         self.reserved = reserved
-        self.decision: Decision | None = None
-        self.reason: str | None = None
         self.key: object = None
 
     @property
@@ -115,19 +109,6 @@ class Entry:
         assert cleanup is not None  # noqa: S101
         return True, lambda: cleanup(obj)
 
-    def __call__(self, *_: object) -> None:
-        # Entries sit in the exit-callback deque, whose items are callables.
-        alive, call = self.target()
-        if not alive or call is None:
-            return
-        result = call()
-        if self.is_async:
-
-            async def finish() -> None:
-                await result
-
-            anyio.run(finish)
-
 
 class ChildExit:
     """The parent's stack entry for a child scope."""
@@ -138,17 +119,19 @@ class ChildExit:
         self.child = child
         self.outcome: Outcome | None = None
 
-    def __call__(self, *exc_details: Any) -> bool:
+    def _inherit(self) -> Scope:
+        # A child closed by its parent ends as the parent did, unless it was
+        # told otherwise.
         child = self.child
         if child._outcome is None and self.outcome is not None:
             child._outcome = self.outcome
-        return child.__exit__(*exc_details)
+        return child
+
+    def __call__(self, *exc_details: Any) -> bool:
+        return self._inherit().__exit__(*exc_details)
 
     async def acall(self, *exc_details: Any) -> bool:
-        child = self.child
-        if child._outcome is None and self.outcome is not None:
-            child._outcome = self.outcome
-        return await child.__aexit__(*exc_details)
+        return await self._inherit().__aexit__(*exc_details)
 
 
 class Callback:

@@ -511,29 +511,27 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
 
     def _decide(
         self, group: list[Entry], outcome: Outcome
-    ) -> tuple[list[Entry], list[tuple[Entry, Callable[[], Any]]]]:
-        """Split *group* into entries to keep and (entry, call) pairs to clean."""
+    ) -> list[tuple[Entry, Callable[[], Any]]]:
+        """
+        Settle the entries of *group* that are kept or were collected, and
+        return (entry, call) pairs for the ones to clean.
+        """
         policy = self.policy
-        keep: list[Entry] = []
         clean: list[tuple[Entry, Callable[[], Any]]] = []
         for entry in group:
             self._handles.pop(entry.key, None)
-            kept_reason = self._kept.pop(id(entry), None)
-            if kept_reason is not None:
-                entry.decision = Decision.KEEP_FAILED
-                entry.reason = kept_reason
-                keep.append(entry)
-                continue
-            decision = policy.decide(entry.kind, outcome)
-            if decision is not Decision.CLEAN:
-                entry.decision = decision
-                entry.reason = (
-                    f"the {outcome.value} body's resources are kept "
-                    "(on_failure='keep'; use force=True to clean them)"
-                    if decision is Decision.KEEP_FAILED
-                    else f"level {policy.level.name!r} keeps {entry.kind.name}"
-                )
-                keep.append(entry)
+            reason = self._kept.pop(id(entry), None)
+            if reason is None:
+                decision = policy.decide(entry.kind, outcome)
+                if decision is Decision.KEEP_FAILED:
+                    reason = (
+                        f"the {outcome.value} body's resources are kept "
+                        "(on_failure='keep'; use force=True to clean them)"
+                    )
+                elif decision is Decision.KEEP_LEVEL:
+                    reason = f"level {policy.level.name!r} keeps {entry.kind.name}"
+            if reason is not None:
+                self._settle(entry, State.KEPT, reason=reason)
                 continue
             alive, call = entry.target()
             if not alive:
@@ -543,9 +541,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
             if call is None:
                 call = declarative_call(entry, policy.wait)
             clean.append((entry, call))
-        for entry in keep:
-            self._settle(entry, State.KEPT, reason=entry.reason)
-        return keep, clean
+        return clean
 
     def _settle_sync(
         self,
@@ -573,7 +569,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                 self._settle(entry, State.CLEANED)
                 return 1
             return self._record([(entry, call)], [error], failures)
-        _, clean = self._decide(group, outcome)
+        clean = self._decide(group, outcome)
         if not clean:
             return 0
         policy = self.policy
@@ -606,7 +602,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         outcome: Outcome,
         failures: list[tuple[Resource, BaseException]],
     ) -> int:
-        _, clean = self._decide(group, outcome)
+        clean = self._decide(group, outcome)
         if not clean:
             return 0
         policy = self.policy
