@@ -23,6 +23,7 @@ T = TypeVar("T")
 
 
 def declarative_call(entry: Entry, wait: bool) -> Callable[[], Any]:
+    """Return the sync call that deletes a resource known by its record alone."""
     kind = entry.kind
     resource = entry.resource
     if entry.reserved:
@@ -49,6 +50,7 @@ def clean_reserved(
 
 
 def call_sync(entry: Entry, call: Callable[[], Any]) -> BaseException | None:
+    """Run *call* here and now; return what it raised, if anything."""
     try:
         result = call()
         if entry.is_async:
@@ -65,18 +67,16 @@ def call_sync(entry: Entry, call: Callable[[], Any]) -> BaseException | None:
 def async_call(
     entry: Entry, call: Callable[[], Any], wait: bool
 ) -> Callable[[], Awaitable[Any]]:
-    if entry.ref is None:
+    """Return the async call that cleans *entry*, given its sync *call*."""
+    if entry.ref is None and not entry.reserved:
         kind = entry.kind
         resource = entry.resource
-        if entry.reserved:
-            return lambda: anyio.to_thread.run_sync(
-                lambda: clean_reserved(kind, resource, wait=wait),
-                abandon_on_cancel=True,
-            )
         return lambda: kind.adelete(resource, wait=wait)
     if entry.is_async:
         return call
-    if entry.kind.external:
+    if entry.ref is None or entry.kind.external:
+        # Waiting for a reservation, or deleting what outlives the process,
+        # blocks: it runs on a worker thread.
         return lambda: anyio.to_thread.run_sync(call, abandon_on_cancel=True)
 
     async def inline() -> None:

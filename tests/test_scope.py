@@ -306,6 +306,15 @@ class TestReserve:
             pods.existing.add("made")
         assert pods.deleted == ["made"]
 
+    @pytest.mark.anyio
+    async def test_async_close(self, pods: LedgerKind) -> None:
+        """An async close deletes an existing reservation and skips a missing one."""
+        async with Scope() as scope:
+            scope.reserve("testpods", "made")
+            scope.reserve("testpods", "never")
+            pods.existing.add("made")
+        assert pods.deleted == ["made"]
+
     def test_appearing_within_grace_is_deleted(self) -> None:
         """A reserved name that appears within the grace period is deleted."""
         import threading
