@@ -669,7 +669,7 @@ class TestDeleteTimeChecks:
         assert failed.state is State.FAILED
         # No command that would follow the link out of the root is suggested.
         assert failed.hint is not None
-        assert failed.hint.startswith("left alone: ")
+        assert failed.hint.startswith("nothing — ")
         assert "outside every allowed root" in failed.hint
 
     def test_untrusted_records(self, sandbox: Sandbox) -> None:
@@ -698,7 +698,7 @@ class TestDeleteTimeChecks:
         with pytest.raises(ValueError, match="absolute path"):
             PATHS.delete(Resource("path", "relative"), wait=True)
         hint = PATHS.delete_hint(Resource("path", "relative"))
-        assert hint.startswith("left alone: ")
+        assert hint.startswith("nothing — ")
         assert "absolute path" in hint
         with pytest.raises(ValueError, match="absolute root"):
             PATHS.delete(
@@ -919,7 +919,7 @@ class TestWatch:
             PATHS.describe(resource) == f"new paths matching '*' under '{sandbox.tmp}'"
         )
         assert not PATHS.exists(resource)
-        assert PATHS.delete_hint(resource).startswith("nothing to delete")
+        assert PATHS.delete_hint(resource).startswith("nothing — no new path")
 
     def test_bad_arguments(self, sandbox: Sandbox) -> None:
         """Bad roots and patterns fail at once; nothing is tracked."""

@@ -659,7 +659,7 @@ class TestPidReuse:
         assert info.group_contains(ValueError, match="'pid'")
         assert info.group_contains(ValueError, match="'start_time'")
         hints = [d.hint or "" for d in scope.dispositions]
-        assert all(hint.startswith("left alone: ") for hint in hints)
+        assert all(hint.startswith("nothing — ") for hint in hints)
 
     def test_record_of_ourselves(self) -> None:
         """A record that names this very process is refused."""
@@ -670,7 +670,7 @@ class TestPidReuse:
         assert info.group_contains(ValueError, match="this process")
         (failed,) = scope.dispositions
         assert failed.hint == (
-            f"left alone: refusing to end pid {os.getpid()}: it is this process"
+            f"nothing — refusing to end pid {os.getpid()}: it is this process"
         )
 
     def test_hint_of_an_ended_process(self) -> None:
@@ -687,10 +687,10 @@ class TestPidReuse:
             f"kill -TERM -- -{process.pid}"
         )
         assert PROCESSES.delete_hint(Resource("process", "x", reused)) == (
-            f"nothing to end: process {process.pid} has ended"
+            f"nothing — process {process.pid} has ended"
         )
         process.kill()
         process.wait()
         assert PROCESSES.delete_hint(Resource("process", "x", identity)) == (
-            f"nothing to end: process {process.pid} has ended"
+            f"nothing — process {process.pid} has ended"
         )

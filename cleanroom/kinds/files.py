@@ -126,15 +126,16 @@ class PathKind(BaseKind):
 
     def delete_hint(self, resource: Resource) -> str:
         """
-        Return the ``rm -rf`` command that deletes the path(s) by hand, or why
-        a path is better left alone.
+        Return the ``rm -rf`` command that deletes the path(s) by hand, or
+        ``"nothing — "`` and why a path is better left alone; either reads on
+        from "delete it with:".
         """
         try:
             if _is_tree_watch(resource):
                 base, _, _ = _watched(resource)
                 new = _new_entries(resource)
                 if not new:
-                    return f"nothing to delete: nothing new under {base!r} matches"
+                    return f"nothing — no new path under {base!r} matches"
                 paths = (os.path.join(base, rel) for rel in new)
                 return "rm -rf -- " + " ".join(shlex.quote(path) for path in paths)
             path, root = _single(resource)
@@ -144,9 +145,9 @@ class PathKind(BaseKind):
             guards = _guard_roots(root, cwd=False)
             reason = _refusal(target, guards, [root] if root else guards, cwd=False)
         except (OSError, ValueError) as exc:
-            return f"left alone: {exc}"
+            return f"nothing — {exc}"
         if reason is not None:
-            return f"left alone: {target!r} is not safe to delete: {reason}"
+            return f"nothing — {target!r} is not safe to delete: {reason}"
         return f"rm -rf -- {shlex.quote(target)}"
 
     def describe(self, resource: Resource) -> str:

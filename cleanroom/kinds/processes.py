@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 import attrs
 
 from cleanroom._resource import BaseKind, Disposition, Resource, State, register_kind
-from cleanroom._session import TOKEN_ENV, new_id, pids_with_token
+from cleanroom._session import TOKEN_ENV, _stat_fields, new_id, pids_with_token
 from cleanroom.exceptions import CleanroomError
 
 if TYPE_CHECKING:
@@ -126,16 +126,17 @@ class ProcessKind(BaseKind):
     def delete_hint(self, resource: Resource) -> str:
         """
         Return the ``kill`` command that ends the process (group) by hand, or
-        why there is nothing to end.
+        ``"nothing — "`` and why there is nothing to end; either reads on from
+        "delete it with:".
         """
         try:
             record = _Record.of(resource)
             _require_proc()
             _refuse_own(record.pid)
         except (ValueError, CleanroomError) as exc:
-            return f"left alone: {exc}"
+            return f"nothing — {exc}"
         info = _read_stat(record.pid)
-        ended = f"nothing to end: process {record.pid} has ended"
+        ended = f"nothing — process {record.pid} has ended"
         if record.boot_id is not None and record.boot_id != _boot_id():
             return ended
         if info is not None and info.start_time != record.start_time:
@@ -233,14 +234,7 @@ def _by_token(resource: Resource) -> list[Resource]:
     for pid in pids_with_token(str(resource.identity["token"])):
         info = _read_stat(pid)
         if _running(info) and info is not None:
-            identity = {
-                **resource.identity,
-                "pid": pid,
-                "start_time": info.start_time,
-                "boot_id": _boot_id(),
-                "pgid": info.pgrp,
-                "group": info.pgrp == pid and info.pgrp != os.getpgrp(),
-            }
+            identity = {**resource.identity, **_identity(pid, info)}
             found.append(attrs.evolve(resource, identity=identity))
     return found
 
@@ -250,17 +244,20 @@ def _started(resource: Resource, process: subprocess.Popen[Any]) -> Resource:
     info = _read_stat(process.pid)
     if info is None:
         raise CleanroomError(f"cannot read /proc/{process.pid}/stat")
-    return attrs.evolve(
-        resource,
-        identity={
-            **resource.identity,
-            "pid": process.pid,
-            "start_time": info.start_time,
-            "boot_id": _boot_id(),
-            "pgid": info.pgrp,
-            "group": info.pgrp == process.pid and info.pgrp != os.getpgrp(),
-        },
-    )
+    identity = {**resource.identity, **_identity(process.pid, info)}
+    return attrs.evolve(resource, identity=identity)
+
+
+def _identity(pid: int, info: _Stat) -> dict[str, Any]:
+    """What a record holds of running process *pid*, whose stat is *info*."""
+    return {
+        "pid": pid,
+        "start_time": info.start_time,
+        "boot_id": _boot_id(),
+        "pgid": info.pgrp,
+        # Only a group the process leads, never cleanroom's own, is ended whole.
+        "group": info.pgrp == pid and info.pgrp != os.getpgrp(),
+    }
 
 
 def _kill_now(process: subprocess.Popen[Any]) -> None:
@@ -310,17 +307,9 @@ def track_pid(scope: Scope, pid: int, *, grace: float | None = None) -> Resource
     info = _read_stat(pid)
     if info is None:
         raise ProcessLookupError(f"no process has pid {pid}")
-    argv = _cmdline(pid) or [info.comm]
+    argv = _cmdline(pid)
     resource = scope._intent(
-        PROCESSES,
-        _name(argv),
-        argv=argv,
-        grace=seconds,
-        pid=pid,
-        start_time=info.start_time,
-        boot_id=_boot_id(),
-        pgid=info.pgrp,
-        group=info.pgrp == pid and info.pgrp != os.getpgrp(),
+        PROCESSES, _name(argv), argv=argv, grace=seconds, **_identity(pid, info)
     )
     return scope._register(PROCESSES, resource)
 
@@ -329,7 +318,6 @@ def track_pid(scope: Scope, pid: int, *, grace: float | None = None) -> Resource
 
 
 class _Stat(NamedTuple):
-    comm: str
     state: str
     ppid: int
     pgrp: int
@@ -346,19 +334,11 @@ def _require_proc() -> None:
 
 def _read_stat(pid: int) -> _Stat | None:
     """Return what ``/proc/PID/stat`` says, or ``None`` when there is no such pid."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as file:
-            data = file.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The command name may hold spaces and parentheses: split after the last ")".
-    start, end = data.find(b"("), data.rfind(b")")
-    fields = data[end + 2 :].split()
-    if start < 0 or end < 0 or len(fields) < _STAT_FIELDS:
+    fields = _stat_fields(pid)
+    if fields is None or len(fields) < _STAT_FIELDS:
         return None
     return _Stat(
-        comm=data[start + 1 : end].decode(errors="replace"),
-        state=fields[0].decode(),
+        state=fields[0],
         ppid=int(fields[1]),
         pgrp=int(fields[2]),
         start_time=int(fields[19]),
@@ -366,12 +346,16 @@ def _read_stat(pid: int) -> _Stat | None:
 
 
 def _cmdline(pid: int) -> list[str]:
+    """The command line of *pid*, or its name when it has none (a kernel thread)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as file:
-            data = file.read()
+            argv = [os.fsdecode(part) for part in file.read().split(b"\0") if part]
+        if argv:
+            return argv
+        with open(f"/proc/{pid}/comm", "rb") as file:
+            return [os.fsdecode(file.read().rstrip(b"\n"))]
     except OSError:
         return []
-    return [os.fsdecode(part) for part in data.split(b"\0") if part]
 
 
 _boot_ids: list[str | None] = []
