@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -151,10 +151,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _option_settings(config: pytest.Config) -> dict[str, Any]:
     settings: dict[str, Any] = {"level": config.getoption("cleanroom_level")}
     force = config.getoption("cleanroom_force")
-    if force is True:
-        settings["force"] = True
-    elif force is False:
-        settings["force"] = False
+    if force is not None:
+        settings["force"] = force
+    if force is False:
         settings["on_failure"] = "keep"
     return settings
 
@@ -452,7 +451,7 @@ class _Plugin:
             "cleanroom_sweep"
         ):
             return
-        swept = _sweep_at_start(config)
+        swept = _sweep_at_start()
         if swept:
             self._write(
                 f"cleanroom: swept {swept} orphaned resource{'s' if swept != 1 else ''}"
@@ -586,7 +585,7 @@ class _Plugin:
         return total
 
 
-def _sweep_at_start(config: pytest.Config) -> int:  # noqa: ARG001
+def _sweep_at_start() -> int:
     """Remove the orphaned resources of dead sessions; return how many."""
     from . import _sweep
 
@@ -617,26 +616,29 @@ def _write_summary(
         counts.append(f"{summary['forgotten']} forgotten")
     write(", ".join(counts))
     shown = None if verbose else SUMMARY_LINES
-    for entry in kept[:shown]:
-        write(f"kept {_where(entry, verbose=verbose)}: {entry['reason']}")
-        if entry["hint"]:
-            write(f"    delete it with: {entry['hint']}")
-    _write_more(write, len(kept), shown, "kept")
-    for entry in failed[:shown]:
-        write(
-            f"failed to clean {_where(entry, verbose=verbose)}: {entry['reason']}",
-            red=True,
-        )
-        if entry["hint"]:
-            write(f"    delete it with: {entry['hint']}")
-    _write_more(write, len(failed), shown, "failed")
+    _write_entries(write, kept, "kept", "kept", shown, verbose=verbose)
+    _write_entries(
+        write, failed, "failed to clean", "failed", shown, verbose=verbose, red=True
+    )
 
 
-def _write_more(
-    write: Callable[..., None], count: int, shown: int | None, what: str
+def _write_entries(
+    write: Callable[..., None],
+    entries: Sequence[Mapping[str, Any]],
+    verb: str,
+    what: str,
+    shown: int | None,
+    *,
+    verbose: bool,
+    red: bool = False,
 ) -> None:
-    if shown is not None and count > shown:
-        write(f"... and {count - shown} more {what} (-v lists them all)")
+    """Write the first *shown* entries (all if ``None``) and how to delete them."""
+    for entry in entries[:shown]:
+        write(f"{verb} {_where(entry, verbose=verbose)}: {entry['reason']}", red=red)
+        if entry["hint"]:
+            write(f"    delete it with: {entry['hint']}")
+    if shown is not None and len(entries) > shown:
+        write(f"... and {len(entries) - shown} more {what} (-v lists them all)")
 
 
 def _journal_value(value: str, base: Path) -> str:
@@ -656,10 +658,6 @@ def _describe(disposition: Disposition, worker: str | None) -> dict[str, Any]:
         "identity": {key: repr(value) for key, value in resource.identity.items()},
         "worker": worker,
     }
-
-
-def _plugin(config: pytest.Config) -> _Plugin:
-    return config.stash[_PLUGIN]
 
 
 # -- hooks of every run --------------------------------------------------------------
@@ -742,6 +740,13 @@ def resource_manager(cleanroom: Scope) -> Scope:
     return cleanroom
 
 
+def _broad_scope(request: pytest.FixtureRequest) -> Iterator[Scope]:
+    plugin = request.config.stash[_PLUGIN]
+    scope, opened = plugin.open_broad(request.node)
+    yield scope
+    plugin.close(opened)
+
+
 @pytest.fixture(scope="class")
 def cleanroom_class(request: pytest.FixtureRequest) -> Iterator[Scope]:
     """
@@ -749,10 +754,7 @@ def cleanroom_class(request: pytest.FixtureRequest) -> Iterator[Scope]:
 
     .. versionadded:: 0.1.0
     """
-    plugin = request.config.stash[_PLUGIN]
-    scope, opened = plugin.open_broad(request.node)
-    yield scope
-    plugin.close(opened)
+    yield from _broad_scope(request)
 
 
 @pytest.fixture(scope="module")
@@ -762,10 +764,7 @@ def cleanroom_module(request: pytest.FixtureRequest) -> Iterator[Scope]:
 
     .. versionadded:: 0.1.0
     """
-    plugin = request.config.stash[_PLUGIN]
-    scope, opened = plugin.open_broad(request.node)
-    yield scope
-    plugin.close(opened)
+    yield from _broad_scope(request)
 
 
 @pytest.fixture(scope="session")
@@ -776,7 +775,4 @@ def cleanroom_session(request: pytest.FixtureRequest) -> Iterator[Scope]:
 
     .. versionadded:: 0.1.0
     """
-    plugin = request.config.stash[_PLUGIN]
-    scope, opened = plugin.open_broad(request.node)
-    yield scope
-    plugin.close(opened)
+    yield from _broad_scope(request)
