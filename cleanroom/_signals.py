@@ -144,15 +144,6 @@ def uninstall() -> None:
     _installed = decided = False
 
 
-def installed() -> bool:
-    """
-    Tell whether the SIGTERM handler is installed.
-
-    .. versionadded:: 0.1.0
-    """
-    return _installed
-
-
 def received() -> tuple[int, ...]:
     """
     Return the signals that cleanroom's handlers received, oldest first.
@@ -160,15 +151,6 @@ def received() -> tuple[int, ...]:
     .. versionadded:: 0.1.0
     """
     return tuple(_received)
-
-
-def forget_received() -> None:
-    """
-    Forget the signals received so far (a test session starts afresh).
-
-    .. versionadded:: 0.1.0
-    """
-    _received.clear()
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
