@@ -72,6 +72,14 @@ class Calls:
             self.counts[item.index] += 1
 
 
+def misbehave(item: Item, release: threading.Event) -> None:
+    """Clean *item* as it says: raise, hang until *release* is set, or succeed."""
+    if item.behaviour == "raise":
+        raise RuntimeError(f"cleanup of item {item.index} failed")
+    if item.behaviour == "hang":
+        release.wait(HANG)
+
+
 @pytest.fixture
 def release() -> Iterator[threading.Event]:
     """An event that lets abandoned hanging threads finish after the test."""
@@ -110,10 +118,7 @@ class TestMisbehavingCleanupsSync:
 
         def cleanup(item: Item) -> None:
             calls(item)
-            if item.behaviour == "raise":
-                raise RuntimeError(f"cleanup of item {item.index} failed")
-            if item.behaviour == "hang":
-                release.wait(HANG)
+            misbehave(item, release)
 
         scope = Scope(timeout=0.2, concurrency=concurrency)
         below: list[str] = []
@@ -157,10 +162,7 @@ class TestMisbehavingCleanupsSync:
 
         def cleanup(item: Item) -> None:
             calls(item)
-            if item.behaviour == "raise":
-                raise RuntimeError(f"cleanup of item {item.index} failed")
-            if item.behaviour == "hang":
-                release.wait(HANG)
+            misbehave(item, release)
 
         scope = Scope(timeout=0.2)
         for item in tracked:
@@ -179,10 +181,7 @@ class TestMisbehavingCleanupsSync:
 
         def cleanup(item: Item) -> None:
             calls(item)
-            if item.behaviour == "raise":
-                raise RuntimeError(f"cleanup of item {item.index} failed")
-            if item.behaviour == "hang":
-                release.wait(HANG)
+            misbehave(item, release)
 
         scope = Scope(timeout=0.2, on_error="warn")
         for item in tracked:
@@ -197,10 +196,7 @@ class TestMisbehavingCleanupsSync:
         tracked = items(10)
 
         def cleanup(item: Item) -> None:
-            if item.behaviour == "raise":
-                raise RuntimeError(f"cleanup of item {item.index} failed")
-            if item.behaviour == "hang":
-                release.wait(HANG)
+            misbehave(item, release)
 
         with pytest.raises(CleanupError) as info, Scope(timeout=0.2) as scope:
             for item in tracked:
