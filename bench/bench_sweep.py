@@ -28,13 +28,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from _measure import Result
+
+if TYPE_CHECKING:
+    from cleanroom._session import Owner
 
 ORPHANS = 1000
 
 
-def _dead_owner(session: str) -> object:
+def _dead_owner(session: str) -> Owner:
     from cleanroom._session import Owner, hostname, new_id, process_start_time
 
     process = subprocess.Popen(["sleep", "0"])
@@ -51,12 +55,12 @@ def sweep_once(base: Path) -> float:
     folder = Path(tempfile.mkdtemp(dir=base))
     owner = _dead_owner("bench")
     with Journal(folder / "journal.sqlite3") as journal:
-        journal.add_owner(owner)  # type: ignore[arg-type]
+        journal.add_owner(owner)
         for index in range(ORPHANS):
             path = folder / f"orphan-{index:04}"
             path.write_bytes(b"x")
             journal.insert(
-                owner,  # type: ignore[arg-type]
+                owner,
                 scope="bench",
                 kind="path",
                 module="cleanroom.kinds.files",

@@ -105,57 +105,47 @@ def docker_endpoint(environ: dict[str, str] | None = None) -> tuple[str, str]:
     return "remote", host
 
 
-def check_docker() -> tuple[Line, bool]:
-    """Report the docker package and whether a local engine answers."""
+def check_docker() -> Line:
+    """Report the docker package and whether a local engine answers (``ok``)."""
     version = _version_of("docker")
     installed = (
         f"docker {version} installed" if version else "docker package not installed"
     )
     how, where = docker_endpoint()
+    if how == "remote":
+        return Line(
+            "docker", None, f"{installed}; engine {where} not checked (not local)"
+        )
+    if how == "unix" and not os.path.exists(where):  # noqa: PTH110
+        return Line("docker", None, f"{installed}; no engine ({where} is missing)")
     try:
         if how == "unix":
-            if not os.path.exists(where):  # noqa: PTH110
-                return Line(
-                    "docker", None, f"{installed}; no engine ({where} is missing)"
-                ), False
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(_TIMEOUT)
                 sock.connect(where)
                 status = _http_ping(sock, "docker", "/_ping")
-        elif how == "tcp":
+        else:
             host, _, port = where.rpartition(":")
             with socket.create_connection(
                 (host.strip("[]"), int(port)), _TIMEOUT
             ) as sock:
                 status = _http_ping(sock, host, "/_ping")
-        else:
-            return (
-                Line(
-                    "docker",
-                    None,
-                    f"{installed}; engine {where} not checked (not local)",
-                ),
-                False,
-            )
     except OSError as exc:
         return Line(
             "docker", None, f"{installed}; engine at {where} unreachable: {exc}"
-        ), False
+        )
     reachable = " 200 " in f"{status} "
     detail = f"{installed}; engine at {where}: {status or 'no answer'}"
-    return Line("docker", reachable if version else None, detail), reachable and bool(
-        version
-    )
+    return Line("docker", reachable if version else None, detail)
 
 
-def check_kubernetes() -> tuple[Line, bool]:
+def check_kubernetes() -> Line:
     """Report the kubernetes package and whether a local API server answers."""
     version = _version_of("kubernetes")
     if not version:
-        return Line("kubernetes", None, "kubernetes package not installed"), False
+        return Line("kubernetes", None, "kubernetes package not installed")
     ok, detail = _kubernetes_cluster()
-    line = Line("kubernetes", ok, f"kubernetes {version} installed; {detail}")
-    return line, bool(ok)
+    return Line("kubernetes", ok, f"kubernetes {version} installed; {detail}")
 
 
 def _kubernetes_cluster() -> tuple[bool | None, str]:
@@ -379,21 +369,17 @@ def check(journal: Path | None) -> Report:
     """
     if journal is not None:
         os.environ[JOURNAL_ENV] = str(journal)
-    backends = []
-    reachable: dict[str, bool] = {}
-    for name, probe in (("docker", check_docker), ("kubernetes", check_kubernetes)):
-        line, ok = probe()
-        backends.append(line)
-        reachable[name] = ok
+    backends = [check_docker(), check_kubernetes()]
     trips = [
         _timed("files", _files),
         _timed("processes", _processes),
         _timed("tasks", _tasks),
     ]
-    for name in ("docker", "kubernetes"):
-        trip = _backend_trip(f"cleanroom.kinds.{name}") if reachable[name] else None
+    for backend in backends:
+        # A backend takes part when its package is installed and its server answers.
+        trip = _backend_trip(f"cleanroom.kinds.{backend.name}") if backend.ok else None
         if trip is not None:
-            trips.append(_timed(name, trip))
+            trips.append(_timed(backend.name, trip))
     journal_line, orphans = _journal_line(journal)
     return Report(backends, trips, journal_line, orphans)
 

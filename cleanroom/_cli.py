@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_json(sweep)
 
-    add_run_parser(commands, _add_journal)
+    add_run_parser(commands)
     return parser
 
 
@@ -272,13 +272,11 @@ def status_of(row: Row, *, now: float | None = None) -> str:
 
 
 def _describe(row: Row) -> str:
-    from ._sweep import resolve_kind
+    from ._sweep import _resource, resolve_kind
 
     kind = resolve_kind(row.kind, row.module)
     if kind is None:
         return f"{row.kind} {row.name!r}"
-    from ._sweep import _resource
-
     try:
         return kind.describe(_resource(row))
     except Exception:
@@ -518,13 +516,8 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 1 if report.failed else 0
 
 
-_VERBS: Final = {
-    "removed": "removed",
-    "would-remove": "would remove",
-    "failed": "FAILED",
-    "skipped": "skipped",
-    "kept": "kept",
-}
+#: How a sweep's actions read where they differ from their names.
+_VERBS: Final = {"would-remove": "would remove", "failed": "FAILED"}
 
 
 def _result_line(result: SweepResult) -> str:

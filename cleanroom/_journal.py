@@ -46,20 +46,8 @@ APPLICATION_ID: Final = 0x436C526D
 #: The schema this version writes; older ones are migrated, newer ones left alone.
 SCHEMA_VERSION: Final = 1
 
-#: Rows whose resource may exist and is not deliberately kept.
-LIVE_STATES: Final = ("intent", "created")
 #: Rows a sweep may work on once their owner is dead.
 SWEEPABLE_STATES: Final = ("intent", "created", "failed", "sweeping", "kept")
-#: Every state a row can be in.
-STATES: Final = (
-    "intent",
-    "created",
-    "sweeping",
-    "cleaned",
-    "kept",
-    "failed",
-    "forgotten",
-)
 
 #: Settled rows older than this many seconds are pruned by sweeps.
 HISTORY_SECONDS: Final = 7 * 24 * 3600.0
@@ -105,11 +93,17 @@ CREATE INDEX IF NOT EXISTS resources_state ON resources(state);
 CREATE INDEX IF NOT EXISTS resources_owner ON resources(owner);
 """
 
-_ROW_COLUMNS: Final = (
-    "r.id, r.owner, r.session, r.scope, r.kind, r.module, r.name, r.identity, "
-    "r.state, r.on_interrupt, r.created, r.updated, r.expires, r.reason, r.hint, "
-    "r.claim, r.prior, r.actor, r.attempts, "
-    "o.host, o.pid, o.start_time, o.heartbeat, o.closed"
+_SELECT_ROWS: Final = (
+    "SELECT r.id, r.owner, r.session, r.scope, r.kind, r.module, r.name, "
+    "r.identity, r.state, r.on_interrupt, r.created, r.updated, r.expires, "
+    "r.reason, r.hint, r.claim, r.prior, r.actor, r.attempts, "
+    "o.host, o.pid, o.start_time, o.heartbeat, o.closed "
+    "FROM resources r LEFT JOIN owners o ON o.id = r.owner"
+)
+
+_SELECT_OWNERS: Final = (
+    "SELECT id, session, host, pid, start_time, started, heartbeat, closed, "
+    "reaper, command, policy FROM owners"
 )
 
 
@@ -469,13 +463,12 @@ class Journal:
                 raise JournalUnavailable(
                     f"cannot move the damaged journal {path} aside: {exc}"
                 ) from exc
-            for suffix in ("-wal", "-shm"):
-                side = path.with_name(path.name + suffix)
-                with contextlib.suppress(OSError):
-                    if suffix == "-wal":
-                        side.rename(aside.with_name(aside.name + suffix))
-                    else:
-                        side.unlink()
+            with contextlib.suppress(OSError):
+                path.with_name(path.name + "-wal").rename(
+                    aside.with_name(aside.name + "-wal")
+                )
+            with contextlib.suppress(OSError):
+                path.with_name(path.name + "-shm").unlink()
             fd2 = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             os.close(fd2)
         self.set_aside.append(aside)
@@ -494,14 +487,8 @@ class Journal:
         Raises:
             JournalUnavailable: When no usable journal can be opened.
         """
-        with self._lock:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
-            log.warning("the cleanroom journal %s failed: %s", self.path, error)
-            self._open()
-            self.generation += 1
+        log.warning("the cleanroom journal %s failed: %s", self.path, error)
+        self._reopen()
 
     def _check_file(self) -> None:
         """Reopen the journal when its file was replaced or removed meanwhile."""
@@ -511,15 +498,16 @@ class Journal:
             stat = None
         if stat is not None and (stat.st_dev, stat.st_ino) == self._file_id:
             return
+        log.warning(
+            "the cleanroom journal %s was replaced or removed; reopening it",
+            self.path,
+        )
+        self._reopen()
+
+    def _reopen(self) -> None:
+        """Close the connection and open the file again, as a new generation."""
         with self._lock:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
-            log.warning(
-                "the cleanroom journal %s was replaced or removed; reopening it",
-                self.path,
-            )
+            self.close()
             self._open()
             self.generation += 1
 
@@ -665,10 +653,7 @@ class Journal:
 
     def owners(self, *, session: str | None = None) -> list[OwnerRow]:
         """Return the recorded owners, oldest first."""
-        query = (
-            "SELECT id, session, host, pid, start_time, started, heartbeat, closed, "
-            "reaper, command, policy FROM owners"
-        )
+        query = _SELECT_OWNERS
         args: tuple[Any, ...] = ()
         if session is not None:
             query += " WHERE session = ?"
@@ -681,17 +666,14 @@ class Journal:
 
     def owner(self, owner_id: str) -> OwnerRow | None:
         """Return the owner *owner_id*, if recorded."""
-        for row in self._run(
+        found = self._run(
             lambda conn: conn.execute(
-                "SELECT id, session, host, pid, start_time, started, heartbeat, "
-                "closed, reaper, command, policy FROM owners WHERE id = ?",
-                (owner_id,),
-            ).fetchall(),
+                f"{_SELECT_OWNERS} WHERE id = ?", (owner_id,)
+            ).fetchone(),
             write=False,
             single=True,
-        ):
-            return _owner_row(row)
-        return None
+        )
+        return None if found is None else _owner_row(found)
 
     # -- resources ---------------------------------------------------------------
 
@@ -825,11 +807,7 @@ class Journal:
         created_before: float | None = None,
     ) -> list[Row]:
         """Return rows matching every given filter, oldest first."""
-        where, args = _filters(states, session, owner, kinds, created_before)
-        query = (
-            f"SELECT {_ROW_COLUMNS} FROM resources r LEFT JOIN owners o "  # noqa: S608
-            f"ON o.id = r.owner{where} ORDER BY r.id"
-        )
+        query, args = _rows_query(states, session, owner, kinds, created_before)
         found = self._run(
             lambda conn: conn.execute(query, args).fetchall(), write=False, single=True
         )
@@ -856,11 +834,7 @@ class Journal:
         Returns:
             The claimed rows, as they were before the claim.
         """
-        where, args = _filters(states, session, owner, kinds, created_before)
-        query = (
-            f"SELECT {_ROW_COLUMNS} FROM resources r LEFT JOIN owners o "  # noqa: S608
-            f"ON o.id = r.owner{where} ORDER BY r.id"
-        )
+        query, args = _rows_query(states, session, owner, kinds, created_before)
 
         def work(conn: sqlite3.Connection) -> list[Row]:
             candidates = [_row(values) for values in conn.execute(query, args)]
@@ -1002,13 +976,14 @@ def _row(values: Sequence[Any]) -> Row:
     return Row(*items)
 
 
-def _filters(
+def _rows_query(
     states: Iterable[str] | None,
     session: str | None,
     owner: str | None,
     kinds: Iterable[str] | None,
     created_before: float | None,
 ) -> tuple[str, tuple[Any, ...]]:
+    """Return the query of the rows matching every given filter, oldest first."""
     clauses: list[str] = []
     args: list[Any] = []
     for column, values in (("r.state", states), ("r.kind", kinds)):
@@ -1026,7 +1001,7 @@ def _filters(
         clauses.append("r.created < ?")
         args.append(created_before)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    return where, tuple(args)
+    return f"{_SELECT_ROWS}{where} ORDER BY r.id", tuple(args)
 
 
 @contextlib.contextmanager

@@ -36,12 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cleanroom")
 
-_STATE_NAMES = {
-    "cleaned": "cleaned",
-    "kept": "kept",
-    "failed": "failed",
-    "forgotten": "forgotten",
-}
+#: The states of settled resources, as the registry and the journal name them.
+_SETTLED_STATES = frozenset({"cleaned", "kept", "failed", "forgotten"})
 
 
 class ReaperProcess(subprocess.Popen[bytes]):
@@ -295,8 +291,8 @@ class Recorder:
         journal, owner = self._journal, self._owner
         if journal is None or owner is None or resource.id not in self._rows:
             return
-        state = _STATE_NAMES.get(disposition.state.value)
-        if state is None:
+        state = disposition.state.value
+        if state not in _SETTLED_STATES:
             return
         changes: dict[str, Any] = {"state": state, "actor": "owner"}
         if disposition.reason is not None:

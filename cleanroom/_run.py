@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ._journal import JOURNAL_ENV, open_existing
-from ._session import SESSION_ENV, new_id
+from ._session import SESSION_ENV, TOKEN_ENV, new_id
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -47,11 +47,9 @@ _POLICY_OPTIONS: Final = (
 )
 
 
-def add_run_parser(
-    commands: Any, add_journal: Callable[[argparse.ArgumentParser], None]
-) -> None:
+def add_run_parser(commands: Any) -> None:
     """Add the ``run`` command to the ``cleanroom`` parser's *commands*."""
-    from ._cli import wrap
+    from ._cli import _add_journal, wrap
 
     run = commands.add_parser(
         "run",
@@ -71,7 +69,7 @@ def add_run_parser(
         epilog="example:\n  cleanroom run --level pods -- pytest -x tests/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_journal(run)
+    _add_journal(run)
     for name, metavar, text in _POLICY_OPTIONS:
         run.add_argument(
             f"--{name.replace('_', '-')}", dest=name, metavar=metavar, help=text
@@ -130,7 +128,7 @@ def run_command(
     session = new_id()
     env = dict(os.environ)
     env[SESSION_ENV] = session
-    env.pop("CLEANROOM_TOKEN", None)
+    env.pop(TOKEN_ENV, None)
     if journal is not None:
         env[JOURNAL_ENV] = str(journal)
     else:
@@ -258,7 +256,7 @@ def clean_session(
 
     .. versionadded:: 0.1.0
     """
-    from ._sweep import SweepReport, sweep
+    from ._sweep import SweepReport, SweepResult, sweep
 
     report = SweepReport(str(journal_path) if journal_path is not None else None)
     with open_existing(journal_path) as journal:
@@ -282,8 +280,6 @@ def clean_session(
             delay = min(delay * 2, 0.25)
         reaped = journal.rows(session=session, states=("cleaned", "failed", "kept"))
         swept = {result.row for result in report.results}
-        from ._sweep import SweepResult
-
         for row in reaped:
             if row.id in swept or row.actor != "reaper":
                 continue

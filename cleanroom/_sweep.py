@@ -14,6 +14,7 @@ session's dead processes left even while others of it live.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import math
@@ -21,7 +22,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -108,19 +109,6 @@ def retention() -> float | None:
     if value in {"", "next-session", "next", "session"}:
         return None
     return parse_duration(value)
-
-
-@runtime_checkable
-class Listable(Protocol):
-    """
-    What a kind implements so that prefix rules can find resources created
-    outside cleanroom (``cleanroom sweep --prefix test-vm- --kind vm``).
-
-    .. versionadded:: 0.1.0
-    """
-
-    def list_names(self, prefix: str) -> Sequence[Resource]:
-        """Return the existing resources whose name starts with *prefix*."""
 
 
 @attrs.frozen
@@ -395,7 +383,7 @@ def _clean_group(
         else:
             work.append(row)
     errors = run_threads(
-        [_catching(kind, row, died) for row in work],
+        [functools.partial(_clean_one, kind, row, died=died) for row in work],
         concurrency if kind.concurrent else 1,
         timeout,
         [f"{row.kind} {row.name!r}" for row in work],
@@ -409,19 +397,6 @@ def _clean_group(
                 (SweepResult.of(row, "failed", reason), (row.id, "failed", reason))
             )
     return outcome
-
-
-def _catching(
-    kind: Kind, row: Row, died: float | None
-) -> Callable[[], BaseException | None]:
-    def run() -> BaseException | None:
-        try:
-            _clean_one(kind, row, died=died)
-        except BaseException as exc:
-            return exc
-        return None
-
-    return run
 
 
 def _previous_state(row: Row) -> str:
@@ -584,10 +559,9 @@ def _protected(journal: Journal | None, swept: Sequence[Row]) -> set[tuple[str, 
     if journal is None:
         return set()
     swept_ids = {row.id for row in swept}
-    states = ("intent", "created", "sweeping", "kept", "failed")
     return {
         (row.kind, row.name)
-        for row in journal.rows(states=states)
+        for row in journal.rows(states=SWEEPABLE_STATES)
         if row.id not in swept_ids
     }
 
@@ -643,7 +617,7 @@ def _sweep_prefixes(
             )
             continue
         errors = run_threads(
-            [_deleting(kind, resource) for resource in targets],
+            [functools.partial(_delete, kind, resource) for resource in targets],
             16 if kind.concurrent else 1,
             timeout,
             [kind.describe(resource) for resource in targets],
@@ -667,15 +641,8 @@ def _prefix_result(
     )
 
 
-def _deleting(kind: Kind, resource: Resource) -> Callable[[], BaseException | None]:
-    def run() -> BaseException | None:
-        try:
-            kind.delete(resource, wait=True)
-        except BaseException as exc:
-            return exc
-        return None
-
-    return run
+def _delete(kind: Kind, resource: Resource) -> None:
+    kind.delete(resource, wait=True)
 
 
 def session_start_sweep() -> int:

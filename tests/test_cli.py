@@ -22,7 +22,13 @@ from cleanroom import __version__
 from cleanroom._check import check_docker
 from cleanroom._cli import main
 from cleanroom._journal import Journal
-from cleanroom._session import Owner, current_owner, hostname, new_id
+from cleanroom._session import (
+    Owner,
+    current_owner,
+    hostname,
+    new_id,
+    process_start_time,
+)
 
 TESTS = Path(__file__).parent
 
@@ -75,9 +81,9 @@ def at_terminal(args: list[str], journal: Path, answer: str) -> tuple[str, int]:
 
 
 def dead_owner(session: str) -> Owner:
+    """An owner whose process has ended."""
     process = subprocess.Popen(["sleep", "0"])
-    data = Path(f"/proc/{process.pid}/stat").read_bytes()
-    start = int(data[data.rfind(b")") + 2 :].split()[19])
+    start = process_start_time(process.pid)
     process.wait()
     return Owner(new_id(), session, hostname(), process.pid, start)
 
@@ -274,8 +280,7 @@ class TestBackends:
     def test_local_engine(self, engine: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A local engine that answers its ping is reachable."""
         monkeypatch.setenv("DOCKER_HOST", f"unix://{engine}")
-        line, reachable = check_docker()
-        assert reachable
+        line = check_docker()
         assert line.ok is True
         assert "200" in line.detail
 
@@ -284,15 +289,15 @@ class TestBackends:
     ) -> None:
         """A missing socket is reported, not raised."""
         monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'none.sock'}")
-        line, reachable = check_docker()
-        assert not reachable
+        line = check_docker()
+        assert not line.ok
         assert "missing" in line.detail
 
     def test_remote_engine_not_contacted(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Engines elsewhere than 127.0.0.1 or a unix socket are not contacted."""
         monkeypatch.setenv("DOCKER_HOST", "tcp://docker.example.com:2376")
-        line, reachable = check_docker()
-        assert not reachable
+        line = check_docker()
+        assert not line.ok
         assert "not checked (not local)" in line.detail
 
 
@@ -486,29 +491,33 @@ sys.exit(int(mode))
 """
 
 
+def run_child(
+    journal: Path, folder: Path, mode: str, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """Run CHILD under ``cleanroom run`` with *options*; *mode* says how it ends."""
+    return cleanroom(
+        "run",
+        *options,
+        "--",
+        sys.executable,
+        "-c",
+        CHILD,
+        str(folder),
+        mode,
+        journal=journal,
+    )
+
+
 class TestRun:
     def test_exit_status_and_cleanup(self, journal: Path, folder: Path) -> None:
         """The command's exit status passes through and its leftovers are cleaned."""
-        result = cleanroom(
-            "run", "--", sys.executable, "-c", CHILD, str(folder), "3", journal=journal
-        )
+        result = run_child(journal, folder, "3")
         assert result.returncode == 3, result.stderr
         assert list(folder.iterdir()) == []
 
     def test_killed_command(self, journal: Path, folder: Path) -> None:
         """A command killed by SIGKILL exits 137, and nothing it made remains."""
-        result = cleanroom(
-            "run",
-            "--level",
-            "all",
-            "--",
-            sys.executable,
-            "-c",
-            CHILD,
-            str(folder),
-            "kill",
-            journal=journal,
-        )
+        result = run_child(journal, folder, "kill", "--level", "all")
         assert result.returncode == 137
         assert list(folder.iterdir()) == []
         assert "cleaned 2 leftovers" in result.stderr
@@ -522,16 +531,7 @@ class TestRun:
 
     def test_kept_resources_stay(self, journal: Path, folder: Path) -> None:
         """What a failed command kept on purpose stays, for list and the next sweep."""
-        result = cleanroom(
-            "run",
-            "--",
-            sys.executable,
-            "-c",
-            CHILD,
-            str(folder),
-            "fail",
-            journal=journal,
-        )
+        result = run_child(journal, folder, "fail")
         assert result.returncode == 1
         assert (folder / "made").exists()
         listing = cleanroom("list", journal=journal)
@@ -556,17 +556,7 @@ class TestRun:
         """Each run is a session of its own, named in the child's environment."""
         sessions = set()
         for _ in range(2):
-            result = cleanroom(
-                "run",
-                "--",
-                sys.executable,
-                "-c",
-                CHILD,
-                str(folder),
-                "0",
-                journal=journal,
-            )
-            sessions.add(result.stdout.split()[0])
+            sessions.add(run_child(journal, folder, "0").stdout.split()[0])
         assert len(sessions) == 2
         assert "None" not in sessions
 

@@ -35,17 +35,39 @@ TESTS = Path(__file__).parent
 
 
 @pytest.fixture
-def path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def fresh_recorder() -> Iterator[None]:
+    """
+    A recorder that reads ``CLEANROOM_JOURNAL`` again, as this test sets it,
+    and is closed after the test.
+    """
+    _recorder.reset()
+    yield
+    _recorder.reset()
+
+
+@pytest.fixture
+def path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_recorder: None) -> Path:
     """A journal of this test's own, which this process journals into."""
     journal = tmp_path / "state" / "journal.sqlite3"
     monkeypatch.setenv("CLEANROOM_JOURNAL", str(journal))
-    _recorder.reset()
-    yield journal
-    _recorder.reset()
+    return journal
 
 
 def owner_for(session: str = "s") -> Owner:
     return Owner(new_id(), session, "host", os.getpid(), None)
+
+
+def insert(journal: Journal, owner: Owner, name: str) -> int:
+    """Record that *owner* created the resource *name* of kind ``k``."""
+    return journal.insert(
+        owner,
+        scope="s",
+        kind="k",
+        module=None,
+        name=name,
+        identity={},
+        state="created",
+    )
 
 
 def rows_of(path: Path) -> list[tuple[str, str, str]]:
@@ -159,15 +181,7 @@ class TestFile:
         with Journal(target) as journal:
             journal.add_owner(owner)
             for index in range(200):
-                journal.insert(
-                    owner,
-                    scope="s",
-                    kind="k",
-                    module=None,
-                    name=str(index),
-                    identity={},
-                    state="created",
-                )
+                insert(journal, owner, str(index))
         claimed: list[list[int]] = []
 
         def claim(name: str) -> None:
@@ -200,24 +214,8 @@ class TestFile:
         owner = owner_for()
         with Journal(tmp_path / "j.sqlite3") as journal:
             journal.add_owner(owner)
-            old = journal.insert(
-                owner,
-                scope="s",
-                kind="k",
-                module=None,
-                name="old",
-                identity={},
-                state="created",
-            )
-            journal.insert(
-                owner,
-                scope="s",
-                kind="k",
-                module=None,
-                name="live",
-                identity={},
-                state="created",
-            )
+            old = insert(journal, owner, "old")
+            insert(journal, owner, "live")
             journal.update(old, state="cleaned", updated=time.time() - 10)
             assert journal.prune(older_than=5) == 1
             assert [row.name for row in journal.rows()] == ["live"]
@@ -266,15 +264,7 @@ class TestDamage:
         with Journal(target) as journal:
             (aside,) = journal.set_aside
             journal.add_owner(owner)
-            journal.insert(
-                owner,
-                scope="s",
-                kind="k",
-                module=None,
-                name="after",
-                identity={},
-                state="created",
-            )
+            insert(journal, owner, "after")
             assert [row.name for row in journal.rows()] == ["after"]
         assert aside.name.startswith("journal.sqlite3.corrupt-")
 
@@ -285,15 +275,7 @@ class TestDamage:
         with Journal(target) as journal:
             journal.add_owner(owner)
             for index in range(300):
-                journal.insert(
-                    owner,
-                    scope="s",
-                    kind="k",
-                    module=None,
-                    name=f"r{index}" * 20,
-                    identity={},
-                    state="created",
-                )
+                insert(journal, owner, f"r{index}" * 20)
         conn = sqlite3.connect(target)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.close()
@@ -324,15 +306,7 @@ class TestDamage:
         with Journal(target) as journal:
             journal.add_owner(owner)
             target.unlink()
-            journal.insert(
-                owner,
-                scope="s",
-                kind="k",
-                module=None,
-                name="after",
-                identity={},
-                state="created",
-            )
+            insert(journal, owner, "after")
             assert journal.generation == 1
         assert rows_of(target) == [("k", "after", "created")]
 
@@ -428,20 +402,20 @@ class TestRecorder:
         assert reaper.wait(timeout=10) == 0
 
     def test_journaling_off(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, markers: ModuleType
+        self,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        markers: ModuleType,
+        fresh_recorder: None,
     ) -> None:
         """With CLEANROOM_JOURNAL=off nothing is written and cleanup still works."""
         monkeypatch.setenv("CLEANROOM_JOURNAL", "off")
         monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-        _recorder.reset()
-        try:
-            with Scope() as scope:
-                markers.make(scope, tmp_path / "m")
-            assert not (tmp_path / "m").exists()
-            assert _recorder.recorder() is None
-            assert not (tmp_path / "cache").exists()
-        finally:
-            _recorder.reset()
+        with Scope() as scope:
+            markers.make(scope, tmp_path / "m")
+        assert not (tmp_path / "m").exists()
+        assert _recorder.recorder() is None
+        assert not (tmp_path / "cache").exists()
 
     def test_unwritable_journal(
         self,
@@ -449,20 +423,17 @@ class TestRecorder:
         monkeypatch: pytest.MonkeyPatch,
         markers: ModuleType,
         caplog: pytest.LogCaptureFixture,
+        fresh_recorder: None,
     ) -> None:
         """A journal that cannot be created is logged, never raised."""
         blocker = tmp_path / "file"
         blocker.write_text("", encoding="utf-8")
         monkeypatch.setenv("CLEANROOM_JOURNAL", str(blocker / "journal.sqlite3"))
-        _recorder.reset()
-        try:
-            with caplog.at_level(logging.ERROR, logger="cleanroom"), Scope() as scope:
-                markers.make(scope, tmp_path / "m")
-                markers.make(scope, tmp_path / "n")
-            assert not (tmp_path / "m").exists()
-            assert caplog.text.count("cannot journal") == 1
-        finally:
-            _recorder.reset()
+        with caplog.at_level(logging.ERROR, logger="cleanroom"), Scope() as scope:
+            markers.make(scope, tmp_path / "m")
+            markers.make(scope, tmp_path / "n")
+        assert not (tmp_path / "m").exists()
+        assert caplog.text.count("cannot journal") == 1
 
     def test_rejournal_after_damage(
         self, path: Path, markers: ModuleType, tmp_path: Path

@@ -114,6 +114,14 @@ def ignores(pid: int, sig: int) -> bool:
 
 SLEEPER = "import sys, time; time.sleep(120)"
 
+#: A child body that makes one marker in a scope left open, then sleeps.
+ONE_MARKER = """
+scope = Scope("work").__enter__()
+markerkinds.make(scope, root / "marker")
+ready()
+time.sleep(120)
+"""
+
 
 class TestKilledOwner:
     def test_sigkill_cleans_everything(self, tmp_path: Path) -> None:
@@ -205,16 +213,7 @@ time.sleep(120)
 
     def test_level_decides(self, tmp_path: Path) -> None:
         """A level that keeps a kind keeps it when the owner is killed."""
-        child = Child(
-            tmp_path,
-            """
-scope = Scope("work").__enter__()
-markerkinds.make(scope, root / "marker")
-ready()
-time.sleep(120)
-""",
-            CLEANROOM_LEVEL="none",
-        )
+        child = Child(tmp_path, ONE_MARKER, CLEANROOM_LEVEL="none")
         child.kill()
         child.wait_reaped()
         assert (child.root / "marker").exists()
@@ -262,15 +261,7 @@ time.sleep(120)
 class TestReaperProcess:
     def test_survives_signals(self, tmp_path: Path) -> None:
         """The reaper ignores the signals that end test runs, and then does its job."""
-        child = Child(
-            tmp_path,
-            """
-scope = Scope("work").__enter__()
-markerkinds.make(scope, root / "marker")
-ready()
-time.sleep(120)
-""",
-        )
+        child = Child(tmp_path, ONE_MARKER)
         reaper = child.owner().reaper
         assert reaper is not None
         # Once started, the reaper ignores them (/proc shows the mask).
@@ -328,16 +319,7 @@ ready()
 
     def test_reaper_off(self, tmp_path: Path) -> None:
         """CLEANROOM_REAPER=off journals without a reaper, for sweeps to find."""
-        child = Child(
-            tmp_path,
-            """
-scope = Scope("work").__enter__()
-markerkinds.make(scope, root / "marker")
-ready()
-time.sleep(120)
-""",
-            CLEANROOM_REAPER="off",
-        )
+        child = Child(tmp_path, ONE_MARKER, CLEANROOM_REAPER="off")
         assert child.owner().reaper is None
         child.kill()
         assert (child.root / "marker").exists()

@@ -18,7 +18,13 @@ import pytest
 
 from cleanroom import BaseKind, Resource, register_kind, unregister_kind
 from cleanroom._journal import Journal
-from cleanroom._session import Owner, current_owner, hostname, new_id
+from cleanroom._session import (
+    Owner,
+    current_owner,
+    hostname,
+    new_id,
+    process_start_time,
+)
 from cleanroom._sweep import (
     PrefixRule,
     is_orphan,
@@ -42,8 +48,7 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 def dead_owner(session: str = "old") -> Owner:
     """An owner whose process has ended."""
     process = subprocess.Popen(["sleep", "0"])
-    data = Path(f"/proc/{process.pid}/stat").read_bytes()
-    start = int(data[data.rfind(b")") + 2 :].split()[19])
+    start = process_start_time(process.pid)
     process.wait()
     return Owner(new_id(), session, hostname(), process.pid, start)
 
