@@ -119,7 +119,11 @@ def hostname() -> str:
     return _hostname[0]
 
 
-def _stat_fields(pid: int) -> list[str] | None:
+def stat_fields(pid: int) -> list[str] | None:
+    """
+    Return the fields of ``/proc/PID/stat`` after the command name (the
+    process state first), or ``None`` when the process cannot be read.
+    """
     try:
         with open(f"/proc/{pid}/stat", "rb") as file:
             data = file.read()
@@ -146,7 +150,7 @@ def process_start_time(pid: int) -> int | None:
 
     .. versionadded:: 0.1.0
     """
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     if fields is None or len(fields) < 20:  # noqa: PLR2004
         return None
     try:
@@ -170,7 +174,7 @@ def pid_alive(pid: int, start_time: int | None = None) -> bool:
     """
     if pid <= 0:
         return False
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     if fields is None:
         return _signal_alive(pid)
     if fields and fields[0] in {"Z", "X", "x"}:

@@ -21,6 +21,7 @@ import pytest
 
 from cleanroom._journal import Journal
 from cleanroom._session import pid_alive
+from procs import running
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/stat").exists(), reason="owners are tracked through /proc"
@@ -39,22 +40,6 @@ def env_for(journal: Path, **extra: str) -> dict[str, str]:
         "PYTHONPATH": str(TESTS),
         **extra,
     }
-
-
-def running(tag: str) -> list[int]:
-    """Pids of live (not zombie) processes whose command line holds *tag*."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if tag.encode() in cmdline and state not in {"Z", "X"}:
-            found.append(int(entry.name))
-    return found
 
 
 def kill_tagged(tag: str) -> None:

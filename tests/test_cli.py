@@ -25,10 +25,8 @@ from cleanroom._journal import Journal
 from cleanroom._session import (
     Owner,
     current_owner,
-    hostname,
-    new_id,
-    process_start_time,
 )
+from procs import dead_owner
 
 TESTS = Path(__file__).parent
 
@@ -78,14 +76,6 @@ def at_terminal(args: list[str], journal: Path, answer: str) -> tuple[str, int]:
             answered = True
     os.close(primary)
     return output.decode(errors="replace").replace("\r\n", "\n"), process.wait(60)
-
-
-def dead_owner(session: str) -> Owner:
-    """An owner whose process has ended."""
-    process = subprocess.Popen(["sleep", "0"])
-    start = process_start_time(process.pid)
-    process.wait()
-    return Owner(new_id(), session, hostname(), process.pid, start)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import pytest
 
 from cleanroom._journal import Journal, OwnerRow, Row
 from cleanroom._session import pid_alive
+from procs import running
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/stat").exists(),
@@ -86,22 +87,6 @@ class Child:
     def rows(self) -> dict[str, Row]:
         with Journal(self.journal) as journal:
             return {row.name: row for row in journal.rows()}
-
-
-def running(marker: str) -> list[int]:
-    """Pids of live processes whose command line holds *marker*."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker.encode() in cmdline and state not in {"Z", "X"}:
-            found.append(int(entry.name))
-    return found
 
 
 def ignores(pid: int, sig: int) -> bool:

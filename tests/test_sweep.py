@@ -6,7 +6,6 @@ kept resources and retention, prefix rules, claims, and the session-start sweep.
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,9 +20,6 @@ from cleanroom._journal import Journal
 from cleanroom._session import (
     Owner,
     current_owner,
-    hostname,
-    new_id,
-    process_start_time,
 )
 from cleanroom._sweep import (
     PrefixRule,
@@ -34,6 +30,7 @@ from cleanroom._sweep import (
     sweep,
 )
 from cleanroom.exceptions import UnknownKindError
+from procs import dead_owner
 
 TESTS = Path(__file__).parent
 
@@ -43,14 +40,6 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
     """A journal of this test's own."""
     with Journal(tmp_path / "journal.sqlite3") as opened:
         yield opened
-
-
-def dead_owner(session: str = "old") -> Owner:
-    """An owner whose process has ended."""
-    process = subprocess.Popen(["sleep", "0"])
-    start = process_start_time(process.pid)
-    process.wait()
-    return Owner(new_id(), session, hostname(), process.pid, start)
 
 
 @attrs.define

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 import attrs
 
 from cleanroom._resource import BaseKind, Disposition, Resource, State, register_kind
-from cleanroom._session import TOKEN_ENV, _stat_fields, new_id, pids_with_token
+from cleanroom._session import TOKEN_ENV, new_id, pids_with_token, stat_fields
 from cleanroom.exceptions import CleanroomError
 
 if TYPE_CHECKING:
@@ -334,7 +334,7 @@ def _require_proc() -> None:
 
 def _read_stat(pid: int) -> _Stat | None:
     """Return what ``/proc/PID/stat`` says, or ``None`` when there is no such pid."""
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     if fields is None or len(fields) < _STAT_FIELDS:
         return None
     return _Stat(
