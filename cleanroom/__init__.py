@@ -35,6 +35,7 @@ from ._core._resource import (
     unregister_kind,
 )
 from ._core._scope import Scope
+from ._crash import attach_journal as _attach_journal
 from ._version import __version__
 from .exceptions import (
     CleanroomError,
@@ -89,10 +90,13 @@ __all__ = [
     "with_cleanup",
 ]
 
+# Crash safety, one layer up, journals what the core tracks.
+Registry.on_first_resource(_attach_journal)
+
 for _name in __all__:
     _value = globals()[_name]
     if isinstance(_value, type | FunctionType) and _value.__module__.startswith(
         "cleanroom."
     ):
         _value.__module__ = __name__
-del _name, _value, FunctionType
+del _name, _value, FunctionType, _attach_journal
