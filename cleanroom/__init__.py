@@ -11,6 +11,9 @@ from __future__ import annotations
 from types import FunctionType
 
 from ._core._api import current_scope, managed_resources, register, with_cleanup
+from ._core._capabilities import Adopts, ListsNames, ListsOwned, Owned, Probes
+from ._core._creation import Creation
+from ._core._ownership import Ownership, ownership_labels
 from ._core._policy import (
     ALL,
     NONE,
@@ -38,6 +41,7 @@ from ._core._scope import Scope
 from ._crash import attach_journal as _attach_journal
 from ._version import __version__
 from .exceptions import (
+    BackendUnavailableError,
     CleanroomError,
     CleanroomWarning,
     CleanupError,
@@ -54,21 +58,29 @@ __all__ = [
     "ALL",
     "NONE",
     "PODS",
+    "Adopts",
+    "BackendUnavailableError",
     "BaseKind",
     "CleanroomError",
     "CleanroomWarning",
     "CleanupError",
     "CleanupTimeoutError",
     "CleanupWarning",
+    "Creation",
     "Decision",
     "Disposition",
     "Kind",
     "Level",
     "Listener",
+    "ListsNames",
+    "ListsOwned",
     "ObjectKind",
     "Outcome",
+    "Owned",
+    "Ownership",
     "Policy",
     "PolicyError",
+    "Probes",
     "Registry",
     "Report",
     "Resource",
@@ -83,6 +95,7 @@ __all__ = [
     "get_kind",
     "get_level",
     "managed_resources",
+    "ownership_labels",
     "register",
     "register_kind",
     "register_level",
