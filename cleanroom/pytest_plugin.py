@@ -39,7 +39,7 @@ from typing import Any, Final
 import pytest
 
 from ._core import _signals
-from ._core._policy import POLICY_FIELDS, Outcome, Policy
+from ._core._policy import POLICY_FIELDS, Outcome, Policy, setting_help
 from ._core._registry import Registry, Report
 from ._core._resource import Disposition, describe
 from ._core._scope import Scope
@@ -49,17 +49,6 @@ from .exceptions import PolicyError, Terminated
 #: Settings the ``cleanroom`` marker accepts: the policy's, the seed's
 #: ``cleanup_level`` (another name for ``level``) and ``check_leaks``.
 MARKER_SETTINGS: Final = (*POLICY_FIELDS, "cleanup_level", "check_leaks")
-
-_INI_HELP: Final = {
-    "level": "what cleanroom cleans: none, pods, all or a custom level",
-    "on_failure": "keep (default) or clean the resources of failed tests",
-    "force": "clean the resources of failed tests too (true/false)",
-    "wait_after": "seconds to wait after a scope cleaned something",
-    "wait": "wait until backends confirm deletions (true/false)",
-    "timeout": "seconds one cleanup may take, or none",
-    "concurrency": "how many cleanups of one kind run at once",
-    "on_error": "raise (default) or warn when a cleanup fails",
-}
 
 _PLUGIN: Final = pytest.StashKey["_Plugin"]()
 _MARKER: Final = pytest.StashKey[dict[str, Any]]()
@@ -92,31 +81,44 @@ _ENV_JOURNAL: Final = "CLEANROOM_JOURNAL"
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Add cleanroom's command-line options and ini keys."""
     group = parser.getgroup("cleanroom", "cleanroom: clean up what tests create")
-    group.addoption(
-        "--cleanroom-level",
-        "--resource-cleanup",
-        dest="cleanroom_level",
-        metavar="LEVEL",
-        default=None,
-        help="what to clean after each test: none, pods (runtime things such as "
-        "processes, containers and pods; keeps records such as jobs), all "
-        "(default) or a custom level",
-    )
+    for field in POLICY_FIELDS:
+        metavar, text = setting_help(field)
+        option = f"--cleanroom-{field.replace('_', '-')}"
+        # The seed's name for --cleanroom-level.
+        aliases = ("--resource-cleanup",) if field == "level" else ()
+        if metavar == "BOOL":
+            group.addoption(
+                option,
+                dest=f"cleanroom_{field}",
+                action="store_const",
+                const=True,
+                default=None,
+                help=text,
+            )
+            group.addoption(
+                f"--cleanroom-no-{field.replace('_', '-')}",
+                dest=f"cleanroom_{field}",
+                action="store_const",
+                const=False,
+                help=f"the opposite of {option}",
+            )
+        else:
+            group.addoption(
+                option,
+                *aliases,
+                dest=f"cleanroom_{field}",
+                metavar=metavar,
+                default=None,
+                help=text,
+            )
+        parser.addini(f"cleanroom_{field}", f"cleanroom: {text}", default="")
     group.addoption(
         "--cleanroom-keep-failed",
-        dest="cleanroom_force",
-        action="store_const",
-        const=False,
-        default=None,
+        dest="cleanroom_keep_failed",
+        action="store_true",
+        default=False,
         help="keep the resources of failed tests for debugging (the default), "
         "whatever the environment and ini files say",
-    )
-    group.addoption(
-        "--cleanroom-force",
-        dest="cleanroom_force",
-        action="store_const",
-        const=True,
-        help="clean the resources of failed tests too",
     )
     group.addoption(
         "--cleanroom-no-sweep",
@@ -133,8 +135,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the journal of created resources (sets CLEANROOM_JOURNAL); "
         "'off' turns journaling off",
     )
-    for field, text in _INI_HELP.items():
-        parser.addini(f"cleanroom_{field}", f"cleanroom: {text}", default="")
     parser.addini(
         "cleanroom_journal",
         "cleanroom: the journal of created resources, relative to the ini file",
@@ -149,18 +149,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _option_settings(config: pytest.Config) -> dict[str, Any]:
-    settings: dict[str, Any] = {"level": config.getoption("cleanroom_level")}
-    force = config.getoption("cleanroom_force")
-    if force is not None:
-        settings["force"] = force
-    if force is False:
-        settings["on_failure"] = "keep"
+    settings = {
+        field: value
+        for field in POLICY_FIELDS
+        if (value := config.getoption(f"cleanroom_{field}")) is not None
+    }
+    if config.getoption("cleanroom_keep_failed"):
+        settings.update(force=False, on_failure="keep")
     return settings
 
 
 def _ini_settings(config: pytest.Config) -> dict[str, Any]:
     settings: dict[str, Any] = {}
-    for field in _INI_HELP:
+    for field in POLICY_FIELDS:
         value = str(config.getini(f"cleanroom_{field}")).strip()
         if value:
             settings[field] = value
@@ -665,13 +666,13 @@ def _describe(disposition: Disposition, worker: str | None) -> dict[str, Any]:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker, apply the options and install the SIGTERM handler."""
+    settings = ", ".join(f"{name}=..." for name in MARKER_SETTINGS)
     config.addinivalue_line(
         "markers",
-        "cleanroom(level=..., on_failure=..., force=..., wait_after=..., wait=..., "
-        "timeout=..., concurrency=..., on_error=..., check_leaks=...): the cleanup "
-        "policy of the test's cleanroom scopes; the closest marker wins, setting "
-        "by setting. check_leaks is accepted for the coming leak detection and "
-        "checks nothing yet.",
+        f"cleanroom({settings}): the cleanup policy of the test's cleanroom "
+        "scopes; the closest marker wins, setting by setting. cleanup_level is "
+        "another name for level; check_leaks is accepted for the coming leak "
+        "detection and checks nothing yet.",
     )
     plugin = _Plugin(config)
     plugin.configure()

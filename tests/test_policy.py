@@ -5,15 +5,39 @@ Tests for levels, policies, their resolution, and outcomes.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
+import typing
 import unittest
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 
 import cleanroom
-from cleanroom import ALL, NONE, PODS, BaseKind, Level, Outcome, Policy, PolicyError
-from cleanroom._core._policy import Decision, project_config
+from cleanroom import (
+    ALL,
+    NONE,
+    PODS,
+    BaseKind,
+    Level,
+    Outcome,
+    Policy,
+    PolicyError,
+    Scope,
+    pytest_plugin,
+)
+from cleanroom._cli._main import build_parser
+from cleanroom._core._policy import (
+    POLICY_FIELDS,
+    Decision,
+    env_settings,
+    project_config,
+    project_settings,
+    setting_help,
+)
+from cleanroom.unittest import CleanroomTestCase
 
 
 @pytest.fixture
@@ -301,3 +325,144 @@ class TestOutcome:
             raise AssertionError
 
         assert Outcome.from_exception(trio.run(main)) is Outcome.INTERRUPTED
+
+
+# Keywords of the entry points that are not policy settings.
+NOT_POLICY = frozenset({"parent", "policy", "name", "cleanup_level", "check_leaks"})
+
+
+def _keywords(function: object) -> dict[str, inspect.Parameter]:
+    return {
+        name: parameter
+        for name, parameter in inspect.signature(function).parameters.items()  # type: ignore[arg-type]
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+def _with_cleanup_overloads() -> list[Any]:
+    """with_cleanup's overloads: typing files them under the defining module."""
+    function: Any = cleanroom.with_cleanup
+    public = function.__module__
+    function.__module__ = "cleanroom._core._api"
+    try:
+        return typing.get_overloads(function)
+    finally:
+        function.__module__ = public
+
+
+def _sample_settings() -> dict[str, str]:
+    """One valid value per setting, as text, the way options and ini keys give it."""
+    defaults = Policy()
+    return {name: str(getattr(defaults, name)) for name in POLICY_FIELDS}
+
+
+class TestOneDeclaration:
+    """Every entry point accepts exactly the settings that Policy declares."""
+
+    ENTRY_POINTS = (
+        Scope.__init__,
+        Scope.child,
+        cleanroom.managed_resources,
+        cleanroom.with_cleanup,
+        *_with_cleanup_overloads(),
+    )
+
+    def test_overloads_found(self) -> None:
+        """Both overloads of with_cleanup are checked."""
+        assert len(_with_cleanup_overloads()) == 2
+
+    def test_fields_are_policy_fields(self) -> None:
+        """POLICY_FIELDS are the fields of Policy, in order."""
+        assert tuple(f.name for f in attrs.fields(Policy)) == POLICY_FIELDS
+        for name in POLICY_FIELDS:
+            metavar, text = setting_help(name)
+            assert metavar
+            assert text
+
+    @pytest.mark.parametrize(
+        "function",
+        ENTRY_POINTS,
+        ids=[
+            "Scope",
+            "Scope.child",
+            "managed_resources",
+            "with_cleanup",
+            "with_cleanup-bare",
+            "with_cleanup-settings",
+        ],
+    )
+    def test_signatures(self, function: Any) -> None:
+        """Each signature takes every setting, by keyword, annotated as Scope's."""
+        reference = _keywords(Scope.__init__)
+        keywords = _keywords(function)
+        if not keywords:
+            # The bare @with_cleanup overload takes only the function.
+            return
+        policy = {name for name in keywords if name not in NOT_POLICY}
+        assert policy == set(POLICY_FIELDS)
+        for name in POLICY_FIELDS:
+            assert keywords[name].default is None, name
+            assert keywords[name].annotation == reference[name].annotation, name
+
+    def test_command_line_of_run(self) -> None:
+        """cleanroom run has an option for every setting."""
+        parser = build_parser()
+        argv = ["run"]
+        for name, value in _sample_settings().items():
+            if setting_help(name)[0] == "BOOL":
+                prefix = "no-" if value == "False" else ""
+                argv.append(f"--{prefix}{name.replace('_', '-')}")
+            else:
+                argv += [f"--{name.replace('_', '-')}", value]
+        args = parser.parse_args([*argv, "--", "true"])
+        given = {name for name in POLICY_FIELDS if getattr(args, name) is not None}
+        assert given == set(POLICY_FIELDS)
+        assert Policy.resolve({name: getattr(args, name) for name in given})
+
+    def test_pytest_options_and_ini_keys(self, pytester: pytest.Pytester) -> None:
+        """The plugin has a --cleanroom-* option and a cleanroom_* ini key each."""
+        samples = _sample_settings()
+        pytester.makeini(
+            "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+            + "".join(
+                f"cleanroom_{name} = {value}\n" for name, value in samples.items()
+            )
+        )
+        options = []
+        for name, value in samples.items():
+            option = f"--cleanroom-{name.replace('_', '-')}"
+            if setting_help(name)[0] != "BOOL":
+                options.append(f"{option}={value}")
+            elif value == "False":
+                options.append(f"--cleanroom-no-{option[len('--cleanroom-') :]}")
+            else:
+                options.append(option)
+        config = pytester.parseconfigure(*options)
+        for name, value in samples.items():
+            assert str(config.getini(f"cleanroom_{name}")) == value
+            given = config.getoption(f"cleanroom_{name}")
+            assert given is not None, name
+            assert str(given) == value, name
+
+    def test_marker(self) -> None:
+        """The marker takes every setting."""
+        assert set(pytest_plugin.MARKER_SETTINGS) - NOT_POLICY == set(POLICY_FIELDS)
+
+    def test_environment_and_pyproject(self, project: Path) -> None:
+        """CLEANROOM_<SETTING> and [tool.cleanroom] keys exist for every setting."""
+        samples = _sample_settings()
+        environ = {
+            f"CLEANROOM_{name.upper()}": value for name, value in samples.items()
+        }
+        assert env_settings(environ) == samples
+        write_pyproject(project, "\n".join(f'{k} = "{v}"' for k, v in samples.items()))
+        assert project_settings(project) == samples
+
+    def test_unittest_policy(self) -> None:
+        """A unittest class's cleanroom_policy takes every setting."""
+        samples = _sample_settings()
+
+        class Test(CleanroomTestCase):
+            cleanroom_policy = samples
+
+        assert Test.cleanroom_policy == samples

@@ -22,3 +22,30 @@ def add_journal(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help=f"the journal file (default: ${JOURNAL_ENV} or the user cache directory)",
     )
+
+
+def add_policy_options(parser: argparse.ArgumentParser) -> None:
+    """
+    Add an option per policy setting to *parser*: ``--on-failure VALUE``, and
+    ``--force`` and ``--no-force`` for a flag. Each stores its text, or
+    ``None`` when not given.
+    """
+    from cleanroom._core._policy import POLICY_FIELDS, setting_help
+
+    for name in POLICY_FIELDS:
+        metavar, text = setting_help(name)
+        option = f"--{name.replace('_', '-')}"
+        if metavar != "BOOL":
+            parser.add_argument(option, dest=name, metavar=metavar, help=text)
+            continue
+        flags = parser.add_mutually_exclusive_group()
+        flags.add_argument(
+            option, dest=name, action="store_const", const="true", help=text
+        )
+        flags.add_argument(
+            f"--no-{option[2:]}",
+            dest=name,
+            action="store_const",
+            const="false",
+            help=f"the opposite of {option}",
+        )

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from cleanroom._core._session import SESSION_ENV, TOKEN_ENV, new_id
 from cleanroom._crash._journal import JOURNAL_ENV, open_existing
 
-from ._args import add_journal, wrap
+from ._args import add_journal, add_policy_options, wrap
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -38,15 +38,6 @@ _TERMINAL: Final = frozenset({signal.SIGINT, signal.SIGQUIT, signal.SIGHUP})
 
 #: Seconds ``run`` waits, at most, for the session's reapers to finish.
 CLEANUP_WAIT: Final = 120.0
-
-_POLICY_OPTIONS: Final = (
-    ("level", "LEVEL", "which kinds are cleaned: none, pods, all or a custom level"),
-    ("on_failure", "{keep,clean}", "keep (default) or clean a failed test's resources"),
-    ("timeout", "SECONDS", "how long one cleanup may take ('none': no bound)"),
-    ("wait_after", "SECONDS", "seconds to wait after cleaning"),
-    ("concurrency", "N", "how many cleanups of one kind run at once"),
-    ("on_error", "{raise,warn}", "raise cleanup failures, or only warn"),
-)
 
 
 def add_run_parser(commands: Any) -> None:
@@ -70,25 +61,7 @@ def add_run_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_journal(run)
-    for name, metavar, text in _POLICY_OPTIONS:
-        run.add_argument(
-            f"--{name.replace('_', '-')}", dest=name, metavar=metavar, help=text
-        )
-    run.add_argument(
-        "--force",
-        action="store_const",
-        const="true",
-        default=None,
-        help="clean even a failed test's resources",
-    )
-    run.add_argument(
-        "--no-wait",
-        dest="wait",
-        action="store_const",
-        const="false",
-        default=None,
-        help="do not wait for backends to confirm deletions",
-    )
+    add_policy_options(run)
     run.add_argument(
         "command", nargs=argparse.REMAINDER, help="the command to run, after --"
     )

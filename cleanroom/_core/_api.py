@@ -11,7 +11,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from . import _context
 from ._exceptions import PolicyError
-from ._policy import Level, OnError, OnFailure
+from ._policy import Level, OnError, OnFailure, given_settings
 from ._registry import Registry
 from ._resource import Kind
 from ._scope import Scope
@@ -96,18 +96,9 @@ def managed_resources(
 
     .. versionadded:: 0.1.0
     """
-    return Scope(
-        name,
-        parent=_context.current.get(),
-        level=_level_setting(level, cleanup_level),
-        on_failure=on_failure,
-        force=force,
-        wait_after=wait_after,
-        wait=wait,
-        timeout=timeout,
-        concurrency=concurrency,
-        on_error=on_error,
-    )
+    settings = given_settings(locals())
+    settings["level"] = _level_setting(level, cleanup_level)
+    return Scope(name, parent=_context.current.get(), **settings)
 
 
 @overload
@@ -163,16 +154,8 @@ def with_cleanup(
 
     .. versionadded:: 0.1.0
     """
-    settings: dict[str, Any] = {
-        "level": _level_setting(level, cleanup_level),
-        "on_failure": on_failure,
-        "force": force,
-        "wait_after": wait_after,
-        "wait": wait,
-        "timeout": timeout,
-        "concurrency": concurrency,
-        "on_error": on_error,
-    }
+    settings = given_settings(locals())
+    settings["level"] = _level_setting(level, cleanup_level)
     Scope(**settings)  # check the settings where they are written
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:

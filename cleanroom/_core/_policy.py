@@ -340,17 +340,12 @@ def _to_timeout(value: Any) -> float | None:
     return None if math.isinf(seconds) else seconds
 
 
-#: The names of every policy setting, in the order the docs list them.
-POLICY_FIELDS: Final = (
-    "level",
-    "on_failure",
-    "force",
-    "wait_after",
-    "wait",
-    "timeout",
-    "concurrency",
-    "on_error",
-)
+def _shown(metavar: str, text: str) -> dict[str, str]:
+    """
+    Say how command lines and ini files present a policy setting (*metavar* is
+    ``BOOL`` for a flag): the metadata of its field.
+    """
+    return {"metavar": metavar, "help": text}
 
 
 @attrs.frozen
@@ -383,14 +378,58 @@ class Policy:
     .. versionadded:: 0.1.0
     """
 
-    level: Level = attrs.field(default=ALL, converter=get_level)
-    on_failure: OnFailure = attrs.field(default="keep", converter=_to_on_failure)
-    force: bool = attrs.field(default=False, converter=_to_force)
-    wait_after: float = attrs.field(default=0.0, converter=_to_wait_after)
-    wait: bool = attrs.field(default=True, converter=_to_wait)
-    timeout: float | None = attrs.field(default=30.0, converter=_to_timeout)
-    concurrency: int = attrs.field(default=100, converter=_to_concurrency)
-    on_error: OnError = attrs.field(default="raise", converter=_to_on_error)
+    # The one declaration of the policy settings: the keyword arguments of
+    # scopes, the options of ``cleanroom run`` and of pytest, the ini keys, the
+    # CLEANROOM_* variables and the marker all follow these fields.
+    level: Level = attrs.field(
+        default=ALL,
+        converter=get_level,
+        metadata=_shown(
+            "LEVEL",
+            "which kinds are cleaned: none, pods, all (default) or a custom level",
+        ),
+    )
+    on_failure: OnFailure = attrs.field(
+        default="keep",
+        converter=_to_on_failure,
+        metadata=_shown(
+            "{keep,clean}", "keep (default) or clean the resources of failed tests"
+        ),
+    )
+    force: bool = attrs.field(
+        default=False,
+        converter=_to_force,
+        metadata=_shown("BOOL", "clean the resources of failed tests too"),
+    )
+    wait_after: float = attrs.field(
+        default=0.0,
+        converter=_to_wait_after,
+        metadata=_shown("SECONDS", "seconds to wait after cleaning something"),
+    )
+    wait: bool = attrs.field(
+        default=True,
+        converter=_to_wait,
+        metadata=_shown("BOOL", "wait until backends confirm deletions (default)"),
+    )
+    timeout: float | None = attrs.field(
+        default=30.0,
+        converter=_to_timeout,
+        metadata=_shown(
+            "SECONDS", "seconds one cleanup may take (default 30; 'none': no limit)"
+        ),
+    )
+    concurrency: int = attrs.field(
+        default=100,
+        converter=_to_concurrency,
+        metadata=_shown("N", "how many cleanups of one kind run at once"),
+    )
+    on_error: OnError = attrs.field(
+        default="raise",
+        converter=_to_on_error,
+        metadata=_shown(
+            "{raise,warn}", "raise (default) cleanup failures, or only warn"
+        ),
+    )
 
     def evolve(self, **changes: Any) -> Policy:
         """
@@ -468,6 +507,30 @@ class Policy:
         for name, value in project_settings(start).items():
             merged.setdefault(name, value)
         return cls(**merged)
+
+
+#: The names of every policy setting, in the order the docs list them: the
+#: fields of :class:`Policy`.
+POLICY_FIELDS: Final = tuple(field.name for field in attrs.fields(Policy))
+
+
+def setting_help(name: str) -> tuple[str, str]:
+    """
+    Return how command lines and ini files present the policy setting *name*:
+    its metavar (``BOOL`` for a flag) and a one-line help text.
+    """
+    metadata = getattr(attrs.fields(Policy), name).metadata
+    return metadata["metavar"], metadata["help"]
+
+
+def given_settings(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    Pick the policy settings out of a function's *arguments* (its ``locals()``
+    on entry), leaving out those not given (``None``).
+    """
+    return {
+        name: arguments[name] for name in POLICY_FIELDS if arguments[name] is not None
+    }
 
 
 def _check_names(settings: Mapping[str, Any], what: str) -> None:

@@ -38,7 +38,15 @@ from ._entries import (
     is_async_callable,
 )
 from ._exceptions import CleanupError, CleanupWarning, ScopeStateError
-from ._policy import Decision, Level, OnError, OnFailure, Outcome, Policy
+from ._policy import (
+    Decision,
+    Level,
+    OnError,
+    OnFailure,
+    Outcome,
+    Policy,
+    given_settings,
+)
 from ._registry import Registry, set_scope_class
 from ._resource import (
     OBJECT,
@@ -136,23 +144,10 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         concurrency: int | None = None,
         on_error: OnError | None = None,
     ) -> None:
+        overrides = given_settings(locals())
         self._exit_callbacks: deque[tuple[bool, Any]] = deque()
         self._name = name
         self._parent = parent
-        overrides = {
-            key: value
-            for key, value in (
-                ("level", level),
-                ("on_failure", on_failure),
-                ("force", force),
-                ("wait_after", wait_after),
-                ("wait", wait),
-                ("timeout", timeout),
-                ("concurrency", concurrency),
-                ("on_error", on_error),
-            )
-            if value is not None
-        }
         if overrides:
             # Check values now, so that bad ones fail where they are written.
             base = policy if policy is not None else Policy()
@@ -1165,18 +1160,8 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
 
         Use it with ``with`` or ``async with`` to close it earlier.
         """
-        child = type(self)(
-            f"{self.name}/{name}",
-            parent=self,
-            level=level,
-            on_failure=on_failure,
-            force=force,
-            wait_after=wait_after,
-            wait=wait,
-            timeout=timeout,
-            concurrency=concurrency,
-            on_error=on_error,
-        )
+        settings = given_settings(locals())
+        child = type(self)(f"{self.name}/{name}", parent=self, **settings)
         child._registry = self._registry
         self._exit_callbacks.append((True, ChildExit(child)))
         return child
