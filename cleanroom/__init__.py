@@ -9,11 +9,11 @@ to delete it.
 from __future__ import annotations
 
 from types import FunctionType
+from typing import TYPE_CHECKING, Any
 
 from ._core._api import current_scope, managed_resources, register, with_cleanup
 from ._core._capabilities import Adopts, ListsNames, ListsOwned, Owned, Probes
 from ._core._creation import Creation
-from ._core._ownership import Ownership, ownership_labels
 from ._core._policy import (
     ALL,
     NONE,
@@ -53,6 +53,9 @@ from .exceptions import (
     UnknownKindError,
     UnsafePathError,
 )
+
+if TYPE_CHECKING:
+    from ._core._ownership import Ownership, ownership_labels
 
 __all__ = [
     "ALL",
@@ -106,10 +109,36 @@ __all__ = [
 # Crash safety, one layer up, journals what the core tracks.
 Registry.on_first_resource(_attach_journal)
 
-for _name in __all__:
-    _value = globals()[_name]
-    if isinstance(_value, type | FunctionType) and _value.__module__.startswith(
+# Names for kind authors only, imported on first use: import cleanroom stays
+# quick. (Each attrs class costs a few hundred microseconds to build.)
+_LAZY = {"Ownership": "_ownership", "ownership_labels": "_ownership"}
+
+
+def _show_public(value: object) -> None:
+    """Show *value* as ``cleanroom.X`` in reprs and tracebacks."""
+    if isinstance(value, type | FunctionType) and value.__module__.startswith(
         "cleanroom."
     ):
-        _value.__module__ = __name__
-del _name, _value, FunctionType, _attach_journal
+        value.__module__ = __name__
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"._core.{module}", __name__), name)
+    _show_public(value)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+for _name in __all__:
+    if _name not in _LAZY:
+        _show_public(globals()[_name])
+del _name, _attach_journal

@@ -9,7 +9,6 @@ imports the module of the entry point ``docker`` and calls its ``family(scope)``
 from __future__ import annotations
 
 import importlib
-import logging
 import threading
 from types import ModuleType
 from typing import TYPE_CHECKING, Final
@@ -93,6 +92,8 @@ def load_all() -> None:
             try:
                 load(name)
             except ImportError:
+                import logging  # only for a broken kind module
+
                 logging.getLogger("cleanroom").warning(
                     "skipping a kind module that cannot be imported", exc_info=True
                 )

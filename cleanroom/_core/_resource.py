@@ -14,7 +14,6 @@ import types
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
-import anyio.to_thread
 import attrs
 
 from . import _discovery
@@ -216,7 +215,10 @@ class BaseKind:
 
     async def adelete(self, resource: Resource, *, wait: bool) -> None:
         """Delete *resource* in a worker thread."""
-        await anyio.to_thread.run_sync(
+        # Imported on first use: import cleanroom stays quick.
+        from anyio import to_thread
+
+        await to_thread.run_sync(
             lambda: self.delete(resource, wait=wait), abandon_on_cancel=True
         )
 
@@ -238,7 +240,9 @@ class BaseKind:
         self, resources: Sequence[Resource], *, wait: bool
     ) -> Sequence[BaseException | None]:
         """Delete *resources* in a worker thread."""
-        return await anyio.to_thread.run_sync(
+        from anyio import to_thread
+
+        return await to_thread.run_sync(
             lambda: self.delete_many(resources, wait=wait), abandon_on_cancel=True
         )
 

@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import anyio
-import anyio.to_thread
 
 from . import _context
 from ._entries import Entry
@@ -76,8 +75,11 @@ def async_call(
         return call
     if entry.ref is None or entry.kind.external:
         # Waiting for a reservation, or deleting what outlives the process,
-        # blocks: it runs on a worker thread.
-        return lambda: anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+        # blocks: it runs on a worker thread. (anyio.to_thread is imported on
+        # first use: import cleanroom stays quick.)
+        from anyio import to_thread
+
+        return lambda: to_thread.run_sync(call, abandon_on_cancel=True)
 
     async def inline() -> None:
         call()

@@ -23,7 +23,6 @@ from collections.abc import (
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, cast, overload
 
 import anyio
-import anyio.to_thread
 import attrs
 
 from . import _context, _discovery, _signals
