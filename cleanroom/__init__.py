@@ -11,9 +11,7 @@ from __future__ import annotations
 from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
-from ._core._api import current_scope, managed_resources, register, with_cleanup
 from ._core._capabilities import Adopts, ListsNames, ListsOwned, Owned, Probes
-from ._core._creation import Creation
 from ._core._policy import (
     ALL,
     NONE,
@@ -25,7 +23,7 @@ from ._core._policy import (
     get_level,
     register_level,
 )
-from ._core._registry import Listener, Registry, Report
+from ._core._registry import Listener, Registry, Report, set_scope_loader
 from ._core._resource import (
     BaseKind,
     Disposition,
@@ -37,7 +35,6 @@ from ._core._resource import (
     register_kind,
     unregister_kind,
 )
-from ._core._scope import Scope
 from ._crash import attach_journal as _attach_journal
 from ._version import __version__
 from .exceptions import (
@@ -55,7 +52,10 @@ from .exceptions import (
 )
 
 if TYPE_CHECKING:
+    from ._core._api import current_scope, managed_resources, register, with_cleanup
+    from ._core._creation import Creation
     from ._core._ownership import Ownership, ownership_labels
+    from ._core._scope import Scope
 
 __all__ = [
     "ALL",
@@ -109,9 +109,19 @@ __all__ = [
 # Crash safety, one layer up, journals what the core tracks.
 Registry.on_first_resource(_attach_journal)
 
-# Names for kind authors only, imported on first use: import cleanroom stays
-# quick. (Each attrs class costs a few hundred microseconds to build.)
-_LAZY = {"Ownership": "_ownership", "ownership_labels": "_ownership"}
+# Imported on first use, so that import cleanroom stays quick, and so that the
+# pytest plugin, whose modules pytest compiles afresh on every run where
+# bytecode is not written, loads only what a run that never uses it needs.
+_LAZY = {
+    "Creation": "_creation",
+    "Ownership": "_ownership",
+    "Scope": "_scope",
+    "current_scope": "_api",
+    "managed_resources": "_api",
+    "ownership_labels": "_ownership",
+    "register": "_api",
+    "with_cleanup": "_api",
+}
 
 
 def _show_public(value: object) -> None:
@@ -138,7 +148,15 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
+def _load_scope() -> object:
+    return __getattr__("Scope")
+
+
+# The registry's session scope needs the Scope class, maybe before anyone
+# asked for it.
+set_scope_loader(_load_scope)
+
 for _name in __all__:
     if _name not in _LAZY:
         _show_public(globals()[_name])
-del _name, _attach_journal
+del _name, _attach_journal, set_scope_loader

@@ -34,7 +34,7 @@ import os
 import signal
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
@@ -42,9 +42,11 @@ from ._core import _signals
 from ._core._policy import POLICY_FIELDS, Outcome, Policy, setting_help
 from ._core._registry import Registry, Report
 from ._core._resource import Disposition, describe
-from ._core._scope import Scope
 from ._core._session import new_id
 from .exceptions import PolicyError, Terminated
+
+if TYPE_CHECKING:
+    from ._core._scope import Scope
 
 #: Settings the ``cleanroom`` marker accepts: the policy's, the seed's
 #: ``cleanup_level`` (another name for ``level``) and ``check_leaks``.
@@ -378,7 +380,7 @@ class _Plugin:
             # Unmarked at collection; a marker may have been added since.
             settings = marker_settings(item) if item.own_markers else {}
         nodeid = item.nodeid
-        scope = Scope(nodeid, **settings)
+        scope = _scope_class()(nodeid, **settings)
         opened = _Open(scope, nodeid, self._failures(), broad=False)
         self.tests[nodeid] = opened
         scope.__enter__()
@@ -392,7 +394,7 @@ class _Plugin:
         else:
             settings = marker_settings(node) if _marked(node, self._marked) else {}
         nodeid = node.nodeid
-        scope = Scope(nodeid or "pytest-session", **settings)
+        scope = _scope_class()(nodeid or "pytest-session", **settings)
         opened = _Open(scope, nodeid, self._failures(), broad=True)
         self.broad.append(opened)
         scope.__enter__()
@@ -586,11 +588,25 @@ class _Plugin:
         return total
 
 
+def _scope_class() -> type[Scope]:
+    # Imported on first use: a run that never uses cleanroom does not load
+    # (nor have pytest rewrite) the scope's modules.
+    from ._core._scope import Scope
+
+    return Scope
+
+
 def _sweep_at_start() -> int:
     """Remove the orphaned resources of dead sessions; return how many."""
-    from ._crash import _sweep
+    from ._crash._location import journal_path
 
     try:
+        path = journal_path()
+        if path is None or not path.exists():
+            # Nothing to sweep: the sweep's machinery and sqlite stay unloaded.
+            return 0
+        from ._crash import _sweep
+
         return int(_sweep.session_start_sweep())
     except Exception:  # it promises not to raise; a sweep must never stop a run
         return 0

@@ -27,10 +27,9 @@ from cleanroom._crash._journal import (
     APPLICATION_ID,
     Journal,
     JournalUnavailable,
-    default_path,
-    journal_path,
     open_existing,
 )
+from cleanroom._crash._location import default_path, journal_path
 
 TESTS = Path(__file__).parent
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-from cleanroom._crash._journal import JOURNAL_ENV
+from cleanroom._crash._location import JOURNAL_ENV
 
 
 def wrap(text: str) -> str:

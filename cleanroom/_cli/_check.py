@@ -32,7 +32,8 @@ from urllib.parse import urlparse
 
 import attrs
 
-from cleanroom._crash._journal import JOURNAL_ENV, open_existing
+from cleanroom._crash._journal import open_existing
+from cleanroom._crash._location import JOURNAL_ENV
 from cleanroom._version import __version__
 
 if TYPE_CHECKING:

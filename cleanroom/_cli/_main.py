@@ -20,9 +20,9 @@ from typing import IO, TYPE_CHECKING, Any, Final
 from cleanroom._crash._journal import (
     OwnerRow,
     Row,
-    journal_path,
     open_existing,
 )
+from cleanroom._crash._location import journal_path
 from cleanroom._version import __version__
 
 from ._args import add_journal, wrap

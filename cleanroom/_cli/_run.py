@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from cleanroom._core._session import SESSION_ENV, TOKEN_ENV, new_id
-from cleanroom._crash._journal import JOURNAL_ENV, open_existing
+from cleanroom._crash._journal import open_existing
+from cleanroom._crash._location import JOURNAL_ENV
 
 from ._args import add_journal, add_policy_options, wrap
 

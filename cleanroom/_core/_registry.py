@@ -21,14 +21,23 @@ if TYPE_CHECKING:
 
 
 # The class of session scopes, set by the scope module as it is imported, so
-# that this module, which it imports, need not import it back.
+# that this module, which it imports, need not import it back; and what
+# imports that module when a session scope is needed first (the package sets
+# it, as it imports the scope module only on first use).
 _scope_class: type[Scope] | None = None
+_scope_loader: Callable[[], object] | None = None
 
 
 def set_scope_class(cls: type[Scope]) -> None:
     """Make *cls* the class of the registries' session scopes."""
     global _scope_class  # noqa: PLW0603
     _scope_class = cls
+
+
+def set_scope_loader(loader: Callable[[], object]) -> None:
+    """Call *loader* to import the scope module when a session scope is needed."""
+    global _scope_loader  # noqa: PLW0603
+    _scope_loader = loader
 
 
 class Listener(Protocol):
@@ -168,6 +177,8 @@ class Registry:
             with self._lock:
                 session = self._session
                 if session is None:
+                    if _scope_class is None and _scope_loader is not None:
+                        _scope_loader()
                     assert _scope_class is not None  # noqa: S101 - set on import
                     session = _scope_class("session")
                     session._registry = self

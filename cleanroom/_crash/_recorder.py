@@ -26,7 +26,8 @@ from typing import IO, TYPE_CHECKING, Any
 from cleanroom._core._session import TOKEN_ENV, Owner, current_owner
 
 from . import _reaper
-from ._journal import Journal, journal_path
+from ._journal import Journal
+from ._location import journal_path
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -34,9 +34,9 @@ from ._journal import (
     Journal,
     JournalUnavailable,
     Row,
-    journal_path,
     open_existing,
 )
+from ._location import journal_path
 
 if TYPE_CHECKING:
     from cleanroom._core._resource import Kind, Resource
