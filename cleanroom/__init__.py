@@ -23,7 +23,8 @@ from ._core._policy import (
     get_level,
     register_level,
 )
-from ._core._registry import Listener, Registry, Report, set_scope_loader
+from ._core._registry import Listener, Registry, Report
+from ._core._registry import set_scope_loader as _set_scope_loader
 from ._core._resource import (
     BaseKind,
     Disposition,
@@ -154,9 +155,9 @@ def _load_scope() -> object:
 
 # The registry's session scope needs the Scope class, maybe before anyone
 # asked for it.
-set_scope_loader(_load_scope)
+_set_scope_loader(_load_scope)
 
 for _name in __all__:
     if _name not in _LAZY:
         _show_public(globals()[_name])
-del _name, _attach_journal, set_scope_loader
+del _name, _attach_journal, _set_scope_loader
