@@ -40,12 +40,9 @@ import contextlib
 import errno
 import fnmatch
 import os
-import secrets
 import shlex
-import shutil
 import stat
 import sys
-import tempfile as _tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -61,6 +58,8 @@ from cleanroom._core._resource import (
 from cleanroom.exceptions import PolicyError, UnsafePathError
 
 if TYPE_CHECKING:
+    import tempfile as _tempfile
+
     from cleanroom._core._scope import Scope
 
 __all__ = [
@@ -427,6 +426,11 @@ def _create(
     dir: str | os.PathLike[str] | None,  # noqa: A002
     make: Callable[[str], None],
 ) -> Path:
+    # Imported here: the kind module is loaded on a process's first add(),
+    # which should not pay for them.
+    import secrets
+    import tempfile as _tempfile
+
     suffix = _name_part(suffix, "suffix", "")
     prefix = _name_part(prefix, "prefix", _DEFAULT_PREFIX)
     if dir is None:
@@ -567,6 +571,8 @@ def _configured_roots() -> list[str]:
 
 
 def _implicit_roots(*, cwd: bool = True) -> list[str]:
+    import tempfile as _tempfile
+
     roots = []
     for path in (_tempfile.gettempdir(), _cwd() if cwd else None):
         if path is not None:
@@ -724,6 +730,8 @@ def _unlock_folder(name: str, dir_fd: int) -> None:
 
 
 def _rmtree(name: str, dir_fd: int) -> None:
+    import shutil
+
     # Entries deleted meanwhile (by another cleanup of the same tree) are fine.
     if sys.version_info >= (3, 12):
 

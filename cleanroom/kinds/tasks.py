@@ -14,7 +14,6 @@ reported as that task's cleanup failure.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import inspect
 from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
@@ -27,6 +26,7 @@ from cleanroom._core._resource import ObjectKind, Resource, register_kind
 from cleanroom.exceptions import ScopeStateError
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Awaitable, Callable
 
     from cleanroom._core._scope import Scope
@@ -73,6 +73,8 @@ class _AdoptedTask:
         return f"<task {self.name!r}>"
 
     async def aclose(self) -> None:
+        import asyncio  # loaded already: a loop runs
+
         task = self.task
         if not task.done():
             if asyncio.get_running_loop() is not task.get_loop():
@@ -119,6 +121,8 @@ class _AsyncioTask(_Task):
     __slots__ = ("_cancel_requested", "_cancel_scope", "_task")
 
     def __init__(self, name: str, awaitable: Awaitable[Any]) -> None:
+        import asyncio  # loaded already: a loop runs
+
         super().__init__(name, awaitable)
         self._cancel_scope: anyio.CancelScope | None = None
         self._cancel_requested = False
@@ -136,6 +140,8 @@ class _AsyncioTask(_Task):
             await self._awaitable
 
     async def aclose(self) -> None:
+        import asyncio  # loaded already: a loop runs
+
         task = self._task
         if not task.done():
             if asyncio.get_running_loop() is not task.get_loop():
