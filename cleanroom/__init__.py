@@ -11,7 +11,14 @@ from __future__ import annotations
 from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
-from ._core._capabilities import Adopts, ListsNames, ListsOwned, Owned, Probes
+from ._core._capabilities import (
+    Adopts,
+    FreesRuntime,
+    ListsNames,
+    ListsOwned,
+    Owned,
+    Probes,
+)
 from ._core._policy import (
     ALL,
     NONE,
@@ -73,6 +80,7 @@ __all__ = [
     "Creation",
     "Decision",
     "Disposition",
+    "FreesRuntime",
     "Kind",
     "Level",
     "Listener",
