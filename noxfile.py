@@ -88,6 +88,8 @@ def bench(session: nox.Session) -> None:
         session.skip("bench/run.py does not exist")
     install(session, "bench", package=".[all]")
     session.run("python", str(script), *session.posargs)
-    # The pytest plugin's overhead and the sweep of 1,000 orphans.
-    for extra in ("bench_plugin.py", "bench_sweep.py"):
+    # The pytest plugin's overhead, its start-up cost on a third-party suite
+    # (downloads more-itertools' sdist and builds two environments) and the
+    # sweep of 1,000 orphans.
+    for extra in ("bench_plugin.py", "bench_startup.py", "bench_sweep.py"):
         session.run("python", str(ROOT / "bench" / extra))

@@ -8,8 +8,11 @@ the sdist of a small pure-Python project that ships its tests (more-itertools
 by default), installs it with pytest into two virtual environments, one of
 them with cleanroom (not editable, as users install it), and runs
 ``pytest --co -q`` on its suite in both, interleaved, with
-``PYTHONDONTWRITEBYTECODE=1``. The verdict is the median of the pairs'
-ratios of CPU time (with cleanroom over without). Goal: at most 1.03.
+``PYTHONDONTWRITEBYTECODE=1``, and in the first with ``-p no:cleanroom``.
+Two verdicts, each the median of the rounds' ratios of CPU time: installed
+over not installed (which counts the pytest plugins of cleanroom's
+dependencies too: anyio ships one), and cleanroom's plugin on over off.
+Goal: at most 1.03 each.
 
 Usage: ``python bench/bench_startup.py [--pairs N] [--project NAME]
 [--workdir DIR] [--cleanroom SOURCE]``; a ``--workdir`` that holds the
@@ -84,13 +87,13 @@ def _suite(project: str, workdir: Path) -> Path:
     return next(p for p in workdir.glob("*/") if (p / "tests").is_dir())
 
 
-def collect(python: Path, suite: Path) -> float:
+def collect(python: Path, suite: Path, *options: str) -> float:
     """Run ``pytest --co -q`` on *suite*; return the CPU seconds it used."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLEANROOM_")}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["CLEANROOM_JOURNAL"] = str(suite.parent / "journal.sqlite")
     process = subprocess.Popen(
-        [str(python), "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider"],
+        [str(python), "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider", *options],
         cwd=suite,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -109,40 +112,61 @@ def run(
     project: str = "more-itertools",
     workdir: Path | None = None,
     cleanroom: Path = ROOT,
-) -> Result:
-    """Measure the plugin's start-up cost on *project*'s suite."""
+) -> list[Result]:
+    """
+    Measure the start-up cost on *project*'s suite of installing cleanroom
+    (its dependencies' plugins included: anyio's is one), and of cleanroom's
+    own plugin (against ``-p no:cleanroom`` in the same environment).
+    """
     with tempfile.TemporaryDirectory(prefix="cleanroom-startup-") as scratch:
         base = workdir or Path(scratch)
         base.mkdir(parents=True, exist_ok=True)
         suite = _suite(project, base)
         without = _environment(base / "without", "pytest", str(suite))
-        with_cleanroom = _environment(
-            base / "with", "pytest", str(suite), str(cleanroom)
-        )
-        for python in (without, with_cleanroom):
-            collect(python, suite)  # warm the file system caches
-        ratios, times = [], {"with": [], "without": []}
+        installed = _environment(base / "with", "pytest", str(suite), str(cleanroom))
+        contenders = {
+            "without": (without, ()),
+            "with": (installed, ()),
+            "plugin off": (installed, ("-p", "no:cleanroom")),
+        }
+        for python, options in contenders.values():
+            collect(python, suite, *options)  # warm the file system caches
+        times: dict[str, list[float]] = {name: [] for name in contenders}
         for pair in range(pairs):
-            order = [("without", without), ("with", with_cleanroom)]
-            if pair % 2:
-                order.reverse()
-            measured = {name: collect(python, suite) for name, python in order}
-            for name, seconds in measured.items():
-                times[name].append(seconds)
-            ratios.append(measured["with"] / measured["without"])
-    ratio = statistics.median(ratios)
-    return Result(
-        f"pytest --co on {project}'s suite, PYTHONDONTWRITEBYTECODE=1, "
-        "with cleanroom / without",
-        ratio,
-        GOAL,
-        "x",
-        detail=(
-            f"median CPU {statistics.median(times['with']) * 1e3:.0f} ms with "
-            f"cleanroom, {statistics.median(times['without']) * 1e3:.0f} ms "
-            f"without, {pairs} interleaved pairs"
-        ),
+            names = list(contenders)
+            for name in names if pair % 2 == 0 else names[::-1]:
+                python, options = contenders[name]
+                times[name].append(collect(python, suite, *options))
+    installed_ratio = statistics.median(
+        a / b for a, b in zip(times["with"], times["without"], strict=True)
     )
+    plugin_ratio = statistics.median(
+        a / b for a, b in zip(times["with"], times["plugin off"], strict=True)
+    )
+    medians = {name: statistics.median(values) * 1e3 for name, values in times.items()}
+    detail = (
+        f"median CPU {medians['with']:.0f} ms with cleanroom, "
+        f"{medians['plugin off']:.0f} ms with it installed but -p no:cleanroom, "
+        f"{medians['without']:.0f} ms without it, {pairs} interleaved rounds"
+    )
+    return [
+        Result(
+            f"pytest --co on {project}'s suite, PYTHONDONTWRITEBYTECODE=1, "
+            "cleanroom installed / not",
+            installed_ratio,
+            GOAL,
+            "x",
+            detail=detail,
+        ),
+        Result(
+            f"pytest --co on {project}'s suite, PYTHONDONTWRITEBYTECODE=1, "
+            "cleanroom's plugin on / off",
+            plugin_ratio,
+            GOAL,
+            "x",
+            detail=detail,
+        ),
+    ]
 
 
 def main() -> int:
@@ -157,10 +181,11 @@ def main() -> int:
         help="the cleanroom source tree to install (default: this one)",
     )
     args = parser.parse_args()
-    result = run(args.pairs, args.project, args.workdir, args.cleanroom)
-    print("  ".join(result.row()))
-    print(f"  {result.detail}")
-    return 0 if result.met else 1
+    results = run(args.pairs, args.project, args.workdir, args.cleanroom)
+    for result in results:
+        print("  ".join(result.row()))
+    print(f"  {results[0].detail}")
+    return 0 if all(result.met for result in results) else 1
 
 
 if __name__ == "__main__":

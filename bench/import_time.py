@@ -22,6 +22,7 @@ from _measure import Result, interleaved
 OPTIONAL = ("docker", "kubernetes")
 DEPENDENCIES = "import attrs, anyio"
 CLEANROOM = "import attrs, anyio, cleanroom"
+SCOPE = "import attrs, anyio; from cleanroom import Scope"
 
 _LIST_MODULES = (
     "import cleanroom, json, sys; "
@@ -74,6 +75,7 @@ def run(repetitions: int) -> list[Result]:
                 "pass": lambda: _cpu_seconds("pass", env),
                 "deps": lambda: _cpu_seconds(DEPENDENCIES, env),
                 "import": lambda: _cpu_seconds(CLEANROOM, env),
+                "scope": lambda: _cpu_seconds(SCOPE, env),
             },
         )
         imported = _optional_modules(env)
@@ -87,7 +89,9 @@ def run(repetitions: int) -> list[Result]:
             detail=(
                 f"import attrs, anyio, cleanroom {medians['import'] * 1e3:.1f} ms, "
                 f"import attrs, anyio {medians['deps'] * 1e3:.1f} ms, "
-                f"pass {medians['pass'] * 1e3:.1f} ms of CPU"
+                f"pass {medians['pass'] * 1e3:.1f} ms of CPU; "
+                f"from cleanroom import Scope (loaded on first use) adds "
+                f"{(medians['scope'] - medians['deps']) * 1e3:.1f} ms"
             ),
         ),
         Result(
