@@ -147,8 +147,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from importlib import import_module
 
+    # The module shows its names as cleanroom.X itself, however it is reached.
     value = getattr(import_module(f"._core.{module}", __name__), name)
-    _show_public(value)
     globals()[name] = value
     return value
 

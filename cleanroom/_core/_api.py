@@ -208,3 +208,10 @@ def _wrap_in_scope(
             parameters=[p for n, p in signature.parameters.items() if n != inject]
         )
     return wrapper  # type: ignore[return-value]
+
+
+# The package imports this module on first use, and other modules may reach
+# it first: show the public path in reprs and tracebacks from the start.
+for _public in (current_scope, managed_resources, register, with_cleanup):
+    _public.__module__ = "cleanroom"
+del _public

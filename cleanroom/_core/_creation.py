@@ -64,3 +64,8 @@ class Creation:
         be tried): the intent is dropped and nothing is deleted.
         """
         self.abandoned = reason
+
+
+# The package imports this module on first use, and other modules may reach
+# it first: show the public path in reprs and tracebacks from the start.
+Creation.__module__ = "cleanroom"

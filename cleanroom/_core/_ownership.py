@@ -159,3 +159,8 @@ def ownership_labels(scope: Scope, style: LabelStyle = "docker") -> dict[str, st
     .. versionadded:: 0.2.0
     """
     return Ownership.current(scope).labels(style)
+
+
+# The package imports this module on first use, and other modules may reach
+# it first: show the public path in reprs and tracebacks from the start.
+Ownership.__module__ = ownership_labels.__module__ = "cleanroom"

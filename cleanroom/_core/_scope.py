@@ -604,3 +604,8 @@ def _weak(obj: object) -> Callable[[], Any]:
             f"{type(obj).__qualname__} objects do not support weak references; "
             "pass weak=False"
         ) from None
+
+
+# The package imports this module on first use, and other modules may reach
+# it first: show the public path in reprs and tracebacks from the start.
+Scope.__module__ = "cleanroom"
