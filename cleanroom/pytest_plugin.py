@@ -32,7 +32,16 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import asynccontextmanager
+from inspect import iscoroutinefunction
 from pathlib import Path
 from typing import Any, Final
 
@@ -287,6 +296,7 @@ class _Plugin:
         self._signals_seen = 0
         self._baseline: tuple[Report, int, int, int, int, int] | None = None
         self._hold: _signals.Cleaning | None = None
+        self.companions: Any = None
 
     # -- configure / unconfigure
 
@@ -423,7 +433,10 @@ class _Plugin:
         return Outcome.PASSED
 
     def close(self, opened: _Open, outcome: Outcome | None = None) -> None:
-        """Close a fixture's scope by the outcome of what it covered."""
+        """
+        Close a fixture's scope by the outcome of what it covered (closed in
+        the test's loop already, it leaves the context it was entered in here).
+        """
         if opened.broad:
             if opened not in self.broad:
                 return
@@ -433,6 +446,69 @@ class _Plugin:
         scope = opened.scope
         scope.set_outcome(outcome or self.outcome(opened))
         scope.__exit__(None, None, None)
+
+    @asynccontextmanager
+    async def in_loop(self, scope: Scope) -> AsyncIterator[None]:
+        """
+        Enter *scope* in the running event loop and close it there, by the
+        outcome of what it covered, when the block ends.
+        """
+        opened = next(
+            (o for o in (*self.tests.values(), *self.broad) if o.scope is scope), None
+        )
+        if opened is None:
+            yield
+            return
+        await scope.__aenter__()
+        try:
+            yield
+        finally:
+            # The fixture closes it again (with nothing left to clean, unless
+            # something was added since): a wider scope may be entered in
+            # another loop, anyio's next backend, before then.
+            scope.set_outcome(self.outcome(opened))
+            await scope.__aexit__(None, None, None)
+
+    def close_in_loop(self, item: pytest.Item, names: list[str]) -> None:
+        """
+        Have the scopes that the async test *item* uses closed in its event
+        loop: put the companion fixture of each before the first fixture that
+        could use that scope.
+        """
+        runner = _async_runner(item)
+        if runner is None:
+            return
+        from . import _pytest_loops
+
+        library, loop_scope = runner
+        widest = _pytest_loops.SCOPES.index(loop_scope)
+        for scope, fixture in _pytest_loops.FIXTURES.items():
+            rank = _pytest_loops.SCOPES.index(scope)
+            if fixture not in names or rank > widest:
+                # A loop that ends before the fixture does: it closes as a
+                # sync fixture, in a loop of its own.
+                continue
+            if library == "anyio":
+                name = _pytest_loops.anyio_name(scope)
+            else:
+                name = _pytest_loops.asyncio_name(scope, loop_scope)
+            if name in names:
+                continue
+            if self.companions is None:
+                self.companions = _pytest_loops.companions(
+                    self.in_loop,
+                    asyncio=self.config.pluginmanager.has_plugin("asyncio"),
+                )
+                self.config.pluginmanager.register(self.companions, "cleanroom-loops")
+            at = next(
+                (
+                    index
+                    for index, other in enumerate(names)
+                    if _pytest_loops.SCOPES.index(_fixture_scope(item, other)) <= rank
+                ),
+                len(names),
+            )
+            names.insert(at, name)
 
     def _write(self, line: str) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -467,19 +543,20 @@ class _Plugin:
         cache = self._marked
         used = False
         for item in items:
-            names = getattr(item, "fixturenames", None)
-            if not used and names and not FIXTURES.isdisjoint(names):
+            names: list[str] | None = getattr(item, "fixturenames", None)
+            uses = names is not None and not FIXTURES.isdisjoint(names)
+            if _marked(item, cache):
+                try:
+                    item.stash[_MARKER] = marker_settings(item)
+                except PolicyError as exc:
+                    raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
+                if names is not None:
+                    uses = True
+                    if "cleanroom" not in names:
+                        names.append("cleanroom")
+            if uses and names is not None:
                 used = True
-            if not _marked(item, cache):
-                continue
-            try:
-                item.stash[_MARKER] = marker_settings(item)
-            except PolicyError as exc:
-                raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
-            if names is not None:
-                used = True
-                if "cleanroom" not in names:
-                    names.append("cleanroom")
+                self.close_in_loop(item, names)
         if used:
             self.track()
 
@@ -639,6 +716,36 @@ def _write_entries(
             write(f"    delete it with: {entry['hint']}")
     if shown is not None and len(entries) > shown:
         write(f"... and {len(entries) - shown} more {what} (-v lists them all)")
+
+
+def _async_runner(item: pytest.Item) -> tuple[str, str] | None:
+    """
+    Tell which plugin runs the async test *item* and how long its event loop
+    may live: ``("asyncio", loop scope)`` for pytest-asyncio, ``("anyio",
+    the scope of anyio_backend)`` for anyio's plugin; ``None`` for the rest.
+    """
+    if not iscoroutinefunction(getattr(item, "obj", None)):
+        return None
+    config = item.config
+    marker = item.get_closest_marker("asyncio")
+    if marker is not None and config.pluginmanager.has_plugin("asyncio"):
+        loop_scope = (
+            marker.kwargs.get("loop_scope")
+            or marker.kwargs.get("scope")
+            or config.getini("asyncio_default_test_loop_scope")
+            or "function"
+        )
+        return "asyncio", str(loop_scope)
+    if "anyio_backend" in item.fixturenames:  # type: ignore[attr-defined]
+        return "anyio", _fixture_scope(item, "anyio_backend")
+    return None
+
+
+def _fixture_scope(item: pytest.Item, name: str) -> str:
+    """Return the scope of *item*'s fixture *name*: "function" if unknown."""
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.get(name) if info is not None else None
+    return str(definitions[-1].scope) if definitions else "function"
 
 
 def _journal_value(value: str, base: Path) -> str:
