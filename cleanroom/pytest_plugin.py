@@ -20,6 +20,11 @@ Fixtures:
   class, module and session (per xdist worker), failed when a test failed in
   any phase while it was open.
 
+In an async test (anyio's plugin, pytest-asyncio), a scope is closed inside
+the event loop that ran the test, by a companion async fixture that comes
+before the fixtures that use the scope; a wider scope too, when that loop
+lives at least as long as it.
+
 Each scope is the current scope while it is open, so
 :func:`~cleanroom.with_cleanup` and :func:`~cleanroom.managed_resources` in a
 test create its children. Policies resolve as: arguments given in code, then
@@ -537,8 +542,9 @@ class _Plugin:
         """
         Give every test that carries the ``cleanroom`` marker its scope, so that
         the marker's policy holds for ``with_cleanup`` and ``managed_resources``
-        in it, and check the marker's settings once. Track the tests only
-        when some test uses cleanroom's fixtures.
+        in it, and check the marker's settings once. Have async tests' scopes
+        closed in their event loop. Track the tests only when some test uses
+        cleanroom's fixtures.
         """
         cache = self._marked
         used = False
@@ -729,13 +735,13 @@ def _async_runner(item: pytest.Item) -> tuple[str, str] | None:
     config = item.config
     marker = item.get_closest_marker("asyncio")
     if marker is not None and config.pluginmanager.has_plugin("asyncio"):
-        loop_scope = (
-            marker.kwargs.get("loop_scope")
-            or marker.kwargs.get("scope")
-            or config.getini("asyncio_default_test_loop_scope")
-            or "function"
-        )
-        return "asyncio", str(loop_scope)
+        loop_scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope")
+        if not loop_scope:
+            try:
+                loop_scope = config.getini("asyncio_default_test_loop_scope")
+            except ValueError:  # pytest-asyncio before 0.26 has no such key
+                loop_scope = None
+        return "asyncio", str(loop_scope or "function")
     if "anyio_backend" in item.fixturenames:  # type: ignore[attr-defined]
         return "anyio", _fixture_scope(item, "anyio_backend")
     return None
