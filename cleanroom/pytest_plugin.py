@@ -48,6 +48,7 @@ from collections.abc import (
 from contextlib import asynccontextmanager
 from inspect import iscoroutinefunction
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Final
 
 import pytest
@@ -301,7 +302,7 @@ class _Plugin:
         self._signals_seen = 0
         self._baseline: tuple[Report, int, int, int, int, int] | None = None
         self._hold: _signals.Cleaning | None = None
-        self.companions: Any = None
+        self.companions: ModuleType | None = None
 
     # -- configure / unconfigure
 
@@ -439,8 +440,9 @@ class _Plugin:
 
     def close(self, opened: _Open, outcome: Outcome | None = None) -> None:
         """
-        Close a fixture's scope by the outcome of what it covered (closed in
-        the test's loop already, it leaves the context it was entered in here).
+        Close a fixture's scope by the outcome of what it covered. One closed
+        in the test's loop already has nothing left to clean: this leaves the
+        context that the fixture entered it in.
         """
         if opened.broad:
             if opened not in self.broad:
@@ -486,6 +488,8 @@ class _Plugin:
         from . import _pytest_loops
 
         library, loop_scope = runner
+        if loop_scope not in _pytest_loops.SCOPES:
+            return  # pytest-asyncio reports the bad marker
         widest = _pytest_loops.SCOPES.index(loop_scope)
         for scope, fixture in _pytest_loops.FIXTURES.items():
             rank = _pytest_loops.SCOPES.index(scope)
