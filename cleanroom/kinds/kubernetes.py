@@ -1216,7 +1216,7 @@ def _ownership_labels(scope: Scope) -> dict[str, str]:
     make = getattr(cleanroom, "ownership_labels", None)
     if make is not None:
         return dict(make(scope, style="kubernetes"))
-    from cleanroom._session import current_owner
+    from cleanroom._core._session import current_owner
 
     owner = current_owner()
     return {
