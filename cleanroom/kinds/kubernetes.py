@@ -406,7 +406,11 @@ class ObjectsKind(BaseKind):
         """Return the ``kubectl delete`` command for *resource*."""
         api_version, kind, namespace = self.target(resource)
         group = api_version.rpartition("/")[0]
-        what = kind.lower() + (f".{group}" if group else "")
+        # kubectl knows the built-in kinds by their short names; anything
+        # else is spelled with its API group, which cannot be ambiguous.
+        what = kind.lower()
+        if self.object_kind != kind and group:
+            what += f".{group}"
         where = f" -n {namespace}" if namespace else ""
         return f"kubectl delete {what} {resource.name}{where}"
 

@@ -200,7 +200,7 @@ class TestJobs:
         time.sleep(3)
         assert job_pods(core, namespace, "work") == set()
         (kept,) = [d for d in scope.dispositions if d.state is cleanroom.State.KEPT]
-        assert kept.hint == f"kubectl delete job.batch work -n {namespace}"
+        assert kept.hint == f"kubectl delete job work -n {namespace}"
 
     def test_tracked_job_of_the_system_under_test(
         self, core: Any, batch: Any, namespace: str
@@ -317,3 +317,146 @@ class TestSweepSupport:
         kube.wait_for(
             lambda: not exists(core.read_namespace, name), 60, "the namespace"
         )
+
+
+CHILD = """
+import sys, time
+from kubernetes import config
+from cleanroom import Scope
+from cleanroom.kinds import kubernetes as k8s
+scope = Scope("work").__enter__()
+family = k8s.family(scope)
+for i in range(3):
+    family.create(
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"r{i}"},
+         "spec": {"containers": [{"name": "main", "image": "busybox"}]}},
+        namespace=sys.argv[1],
+    )
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+class TestCrash:
+    def test_sigkill_of_the_owner(
+        self, core: Any, namespace: str, control_plane: kube.ControlPlane, tmp_path: Any
+    ) -> None:
+        """The reaper deletes a SIGKILLed owner's pods through the API."""
+        import subprocess
+        import sys
+
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, namespace],
+            env={
+                **{k: v for k, v in os.environ.items() if k != "CLEANROOM_SESSION"},
+                "KUBECONFIG": str(control_plane.kubeconfig),
+                "CLEANROOM_JOURNAL": str(tmp_path / "journal.sqlite3"),
+            },
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        assert pod_names(core, namespace) == {"r0", "r1", "r2"}
+        child.kill()
+        child.wait()
+        child.stdout.close()
+        kube.wait_for(
+            lambda: not pod_names(core, namespace), 60, "the reaper to delete the pods"
+        )
+
+
+SEED_TEST = '''
+import os
+import pytest
+from kubernetes import client, config
+from cleanroom.kinds import kubernetes as k8s
+
+NAMESPACE = os.environ["SEED_NAMESPACE"]
+
+
+def submit_evaluation(eval_id):
+    """The system under test: it starts a Job per evaluation."""
+    batch = client.BatchV1Api(config.new_client_from_config())
+    batch.create_namespaced_job(NAMESPACE, {
+        "metadata": {"name": f"evaluation-job-{eval_id}"},
+        "spec": {"parallelism": 2, "completions": 2, "template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "busybox"}],
+        }}},
+    })
+    core = client.CoreV1Api(config.new_client_from_config())
+    selector = f"batch.kubernetes.io/job-name=evaluation-job-{eval_id}"
+    for _ in range(150):
+        if len(core.list_namespaced_pod(NAMESPACE, label_selector=selector).items) == 2:
+            return
+        import time
+        time.sleep(0.2)
+    raise AssertionError("the job controller made no pods")
+
+
+def test_passes(resource_manager):
+    submit_evaluation("pass")
+    family = k8s.family(resource_manager)
+    family.track("jobs", "evaluation-job-pass", namespace=NAMESPACE)
+
+
+def test_fails(resource_manager):
+    submit_evaluation("fail")
+    family = k8s.family(resource_manager)
+    family.track("jobs", "evaluation-job-fail", namespace=NAMESPACE)
+    assert False, "the evaluation went wrong"
+'''
+
+
+class TestSeed001:
+    @pytest.mark.parametrize(
+        ("level", "force", "jobs", "pods"),
+        [
+            ("none", False, {"pass", "fail"}, {"pass", "fail"}),
+            ("pods", False, {"pass", "fail"}, {"fail"}),
+            ("pods", True, {"pass", "fail"}, set()),
+            ("all", False, {"fail"}, {"fail"}),
+        ],
+    )
+    def test_resource_cleanup(  # noqa: PLR0917 - fixtures and parameters
+        self,
+        pytester: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch,
+        control_plane: kube.ControlPlane,
+        core: Any,
+        batch: Any,
+        namespace: str,
+        level: str,
+        force: bool,
+        jobs: set[str],
+        pods: set[str],
+    ) -> None:
+        """--resource-cleanup none/pods/all, failed tests kept unless forced."""
+        pytester.makepyfile(test_seed=SEED_TEST)
+        monkeypatch.setenv("SEED_NAMESPACE", namespace)
+        monkeypatch.setenv("KUBECONFIG", str(control_plane.kubeconfig))
+        args = ["--resource-cleanup", level, "-p", "no:randomly"]
+        if force:
+            args.append("--cleanroom-force")
+        result = pytester.runpytest_subprocess(*args)
+        result.assert_outcomes(passed=1, failed=1)
+        left_jobs = {
+            j.metadata.name.removeprefix("evaluation-job-")
+            for j in batch.list_namespaced_job(namespace).items
+        }
+        assert left_jobs == jobs
+
+        def left_pods() -> set[str]:
+            return {
+                p.metadata.labels[k8s.JOB_NAME_LABEL].removeprefix("evaluation-job-")
+                for p in core.list_namespaced_pod(namespace).items
+                if p.metadata.deletion_timestamp is None
+            }
+
+        # Level "all" without waiting leaves the garbage collector a moment.
+        kube.wait_for(lambda: left_pods() == pods, 30, f"pods {pods}")
+        if level == "pods" and not force:
+            result.stdout.fnmatch_lines(
+                [f"*kubectl delete job evaluation-job-pass -n {namespace}*"]
+            )
