@@ -264,7 +264,7 @@ class TestWaiting:
         finally:
             k8s.configure(k8s.default_cluster().api_client, wait_timeout=30)
         (error,) = caught.value.exceptions
-        assert isinstance(error, k8s.DeletionBlockedError)
+        assert isinstance(error, cleanroom.DeletionBlockedError)
         assert finalizer in str(error)
         assert name in str(error)
         core.patch_namespace(name, {"metadata": {"finalizers": None}})
@@ -460,3 +460,28 @@ class TestSeed001:
             result.stdout.fnmatch_lines(
                 [f"*kubectl delete job evaluation-job-pass -n {namespace}*"]
             )
+
+
+class TestCheck:
+    def test_cleanroom_check_round_trip(
+        self, control_plane: kube.ControlPlane, tmp_path: Any
+    ) -> None:
+        """`cleanroom check` makes and deletes a namespace on the cluster."""
+        import json
+        import subprocess
+        import sys
+
+        result = subprocess.run(
+            [sys.executable, "-m", "cleanroom", "check", "--json"],
+            env={
+                **os.environ,
+                "KUBECONFIG": str(control_plane.kubeconfig),
+                "CLEANROOM_JOURNAL": str(tmp_path / "journal.sqlite3"),
+            },
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        report = json.loads(result.stdout)
+        (trip,) = [t for t in report["roundtrips"] if t["name"] == "kubernetes"]
+        assert trip["ok"], trip
