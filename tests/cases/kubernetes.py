@@ -36,9 +36,14 @@ def _client() -> Any:
         assert not isinstance(found, str), found
         _state["client"] = kube.api_client(found.kubeconfig)
         k8s.configure(_state["client"])
-        # Children and their reapers load the configuration from here.
-        os.environ["KUBECONFIG"] = str(found.kubeconfig)
     return _state["client"]
+
+
+def _child_prelude() -> str:
+    # The child, and the reaper it starts, load the configuration from there.
+    found = _found()
+    assert not isinstance(found, str), found
+    return f"import os\nos.environ['KUBECONFIG'] = {str(found.kubeconfig)!r}\n"
 
 
 def _exists(read: Any, *args: Any) -> bool:
@@ -86,12 +91,15 @@ class PodCase(_Case):
         self.core().delete_namespaced_pod(resource.name, NAMESPACE)
 
     def child_source(self) -> str:
-        return f"""
+        return (
+            _child_prelude()
+            + f"""
 from cleanroom.kinds import kubernetes as k8s
 family = k8s.family(scope)
 pod = family.create({kube.pod_manifest()!r}, namespace={NAMESPACE!r})
 resource = family.handle(pod.metadata.name, kind="pods", namespace={NAMESPACE!r})
 """
+        )
 
 
 class JobCase(_Case):
@@ -117,8 +125,9 @@ class JobCase(_Case):
         )
 
     def child_source(self) -> str:
-        return f"""
-import os
+        return (
+            _child_prelude()
+            + f"""
 from cleanroom.kinds import kubernetes as k8s
 name = "job-" + os.urandom(4).hex()
 manifest = {kube.job_manifest("NAME", 1)!r}
@@ -127,6 +136,7 @@ family = k8s.family(scope)
 family.create(manifest, namespace={NAMESPACE!r})
 resource = family.handle(name, kind="jobs", namespace={NAMESPACE!r})
 """
+        )
 
 
 class NamespaceCase(_Case):
@@ -151,11 +161,14 @@ class NamespaceCase(_Case):
         self.core().delete_namespace(resource.name)
 
     def child_source(self) -> str:
-        return """
+        return (
+            _child_prelude()
+            + """
 from cleanroom.kinds import kubernetes as k8s
 family = k8s.family(scope)
 resource = family.handle(family.namespace())
 """
+        )
 
 
 CASES = [PodCase(), JobCase(), NamespaceCase()]

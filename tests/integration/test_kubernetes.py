@@ -105,6 +105,28 @@ class TestCreate:
         assert pod_names(core, namespace) == set()
 
 
+class TestAdopt:
+    def test_client_objects_are_adopted(self, core: Any, namespace: str) -> None:
+        """A V1Pod returned by the client is tracked by its kind, name and namespace."""
+        pod = core.create_namespaced_pod(namespace, kube.pod_manifest("model"))
+        with managed_resources() as scope:
+            resource = k8s.PODS.adopt(scope, pod)
+            assert (resource.kind, resource.name) == ("pods", "model")
+            assert resource.identity["namespace"] == namespace
+        assert pod_names(core, namespace) == set()
+
+    def test_dynamic_objects_are_adopted(self, core: Any, namespace: str) -> None:
+        """A dynamic client's ResourceInstance of any kind is adopted by its kind."""
+        api = k8s.default_cluster().api("v1", "ConfigMap")
+        made = api.create(
+            body={"metadata": {"name": "dyn"}, "data": {}}, namespace=namespace
+        )
+        with managed_resources() as scope:
+            resource = k8s.OBJECTS.adopt(scope, made)
+            assert resource.kind == "configmaps"
+        assert not exists(core.read_namespaced_config_map, "dyn", namespace)
+
+
 class TestDeletion:
     def test_bulk_is_one_delete_collection(
         self, core: Any, namespace: str, audit: kube.AuditLog
@@ -246,6 +268,21 @@ class TestJobs:
             )
         assert exists(batch.read_namespaced_job, "keep", namespace)
         assert job_pods(core, namespace, "keep")
+
+
+class TestPodLogs:
+    def test_pods_without_logs_are_skipped(
+        self, core: Any, namespace: str, tmp_path: Any
+    ) -> None:
+        """Logs are saved where the cluster serves them; here none does, and
+        the pods are deleted all the same."""
+        with managed_resources(level="pods") as scope:
+            family = k8s.family(scope)
+            family.save_logs(tmp_path / "logs")
+            family.create(kube.job_manifest("logged", 1), namespace=namespace)
+            kube.wait_for(lambda: job_pods(core, namespace, "logged"), 30, "a pod")
+        assert job_pods(core, namespace, "logged") == set()
+        assert not (tmp_path / "logs").exists()
 
 
 class TestWaiting:
