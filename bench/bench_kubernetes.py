@@ -36,14 +36,13 @@ PODS = 100
 
 
 def make_pods(core: Any, namespace: str, scope: Any = None) -> None:
-    from cleanroom.kinds import kubernetes as k8s
 
     for i in range(PODS):
         manifest = kube.pod_manifest(f"pod-{i}")
         if scope is None:
             core.create_namespaced_pod(namespace, manifest)
         else:
-            k8s.family(scope).create(manifest, namespace=namespace)
+            scope.k8s.create(manifest, namespace=namespace)
 
 
 def with_cleanroom(core: Any, namespace: str, audit: kube.AuditLog) -> dict[str, float]:

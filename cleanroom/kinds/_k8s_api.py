@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import attrs
 
-from cleanroom.exceptions import DeletionBlockedError
+from cleanroom.exceptions import BackendUnavailableError, DeletionBlockedError
 
 #: The label every object cleanroom creates carries, with the value ``cleanroom``.
 MANAGED_BY: Final = "app.kubernetes.io/managed-by"
@@ -130,11 +130,14 @@ def _load_client() -> Any:
     try:
         from kubernetes import client, config
     except ImportError as exc:
-        raise _unavailable(
+        raise BackendUnavailableError(
             "the kubernetes client is not installed: pip install cleanroom[kubernetes]"
         ) from exc
     try:
-        return config.new_client_from_config()  # type: ignore[no-untyped-call]
+        # KUBECONFIG read now: the client reads it once, when first imported.
+        return config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=os.environ.get("KUBECONFIG") or None
+        )
     except (config.ConfigException, OSError) as exc:
         configuration = client.Configuration()
         try:
@@ -142,7 +145,7 @@ def _load_client() -> Any:
                 client_configuration=configuration
             )
         except config.ConfigException:
-            raise _unavailable(
+            raise BackendUnavailableError(
                 f"no Kubernetes configuration: {exc} (and not running in a cluster)"
             ) from exc
         return client.ApiClient(configuration)
@@ -381,11 +384,3 @@ def save_pod_logs(
             "saved %d pod log(s) to %s", len(written), folder
         )
     return written
-
-
-def _unavailable(reason: str) -> Exception:
-    from cleanroom import exceptions
-
-    error_type = getattr(exceptions, "BackendUnavailable", exceptions.CleanroomError)
-    error: Exception = error_type(reason)
-    return error

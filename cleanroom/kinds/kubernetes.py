@@ -23,15 +23,23 @@ import contextlib
 import copy
 import functools
 import os
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlparse
 
 import attrs
 
-from cleanroom import BaseKind, Resource, Scope, register_kind
+from cleanroom import (
+    BackendUnavailableError,
+    BaseKind,
+    Owned,
+    Ownership,
+    Resource,
+    Scope,
+    ownership_labels,
+    register_kind,
+)
 
 from ._k8s_api import (
     JOB_NAME_LABEL,
@@ -50,7 +58,6 @@ from ._k8s_api import (
     _finished,
     _meta,
     _not_found,
-    _unavailable,
     _wait_gone,
     configure,
     default_cluster,
@@ -86,11 +93,12 @@ __all__ = [
     "label_value",
     "lease_name",
     "lease_namespace",
-    "roundtrip",
     "save_pod_logs",
     "session_alive",
 ]
 
+
+_LOCAL_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 
 # -- kinds -----------------------------------------------------------------------
 
@@ -115,6 +123,8 @@ class ObjectsKind(BaseKind):
     cluster: Cluster | None = None
     #: Fully qualified names of client model types that ``scope.add`` adopts.
     adopts: tuple[str, ...] = ()
+    #: Whether sweeps list this kind's labelled objects in the cluster.
+    sweeps: bool = False
 
     def _cluster(self) -> Cluster:
         return self.cluster or default_cluster()
@@ -139,30 +149,44 @@ class ObjectsKind(BaseKind):
             kind_obj: ObjectsKind = self
         else:
             kind_obj = _kind_for(api_version, kind)
-        return family(scope).track(
+        k8s: K8s = scope.k8s
+        resource = k8s.track(
             kind_obj,
             meta.name,
             namespace=meta.namespace or "",
             api_version=api_version or kind_obj.api_version,
             object_kind=kind or kind_obj.object_kind,
         )
+        # Client models compare by value and cannot be hashed, which aliases
+        # need: such an object is adopted, but is not a handle itself.
+        with contextlib.suppress(TypeError):
+            scope.alias(resource, obj)
+        return resource
 
-    def list_owned(self) -> Iterable[Any]:
+    def list_owned(self) -> Iterable[Owned]:
         """
         List the objects of this kind, in every namespace, that carry
-        cleanroom's ownership labels, as ``Owned`` records for the sweep and
-        the reaper; never an object without them.
+        cleanroom's ownership labels, for the sweep; never an object without
+        them. Only pods, Jobs and namespaces are listed (what a dead session
+        leaves running or holding), and nothing when no cluster is configured.
         """
-        if not self.object_kind:
+        if not self.sweeps:
             return []
-        return [
-            _owned(resource, labels) for resource, labels in self.labelled_objects()
-        ]
+        try:
+            labelled = list(self.labelled_objects())
+        except BackendUnavailableError:
+            return []
+        owned = []
+        for resource, labels in labelled:
+            ownership = Ownership.from_labels(labels, style="kubernetes")
+            if ownership is not None:
+                owned.append(Owned(resource, ownership))
+        return owned
 
     def labelled_objects(self) -> Iterator[tuple[Resource, Mapping[str, str]]]:
         """Yield each object of this kind labelled as cleanroom's, with its labels."""
         api = self._cluster().api(self.api_version, self.object_kind)
-        listed = api.get(label_selector=f"{MANAGED_BY}=cleanroom")
+        listed = api.get(label_selector=f"{MANAGED_BY}=cleanroom", _request_timeout=10)
         for item in listed.items:
             meta = _meta(item)
             labels = dict(meta.labels or {})
@@ -280,25 +304,28 @@ class NamespacesKind(ObjectsKind):
 
     def probe(self) -> str:
         """
-        Describe the cluster when its API server answers.
+        Describe the cluster when its API server answers; only a cluster on
+        this machine (127.0.0.1, ``::1``, ``localhost``) is contacted.
 
         Raises:
-            BackendUnavailable: When no configuration is found or the API
-                server does not answer.
+            BackendUnavailableError: When no configuration is found, the
+                cluster is not local, or its API server does not answer.
         """
-        try:
-            cluster = self._cluster()
-            from kubernetes import client
+        cluster = self._cluster()
+        host = cluster.client().configuration.host
+        if urlparse(host).hostname not in _LOCAL_HOSTS:
+            raise BackendUnavailableError(f"cluster {host} not checked (not local)")
+        from kubernetes import client
 
+        try:
             version = client.VersionApi(cluster.client()).get_code(_request_timeout=5)
         except Exception as exc:
-            raise _unavailable(f"Kubernetes unreachable: {exc}") from exc
-        host = cluster.client().configuration.host
+            raise BackendUnavailableError(f"cluster {host} unreachable: {exc}") from exc
         return f"Kubernetes {version.git_version} at {host}"
 
     def roundtrip(self, scope: Scope) -> str:
         """Create a labelled namespace in *scope* and delete it again."""
-        k8s = family(scope)
+        k8s: K8s = scope.k8s
         name = k8s.namespace(prefix="cleanroom-check-")
         scope.release(k8s.handle(name))
         return f"created and deleted namespace {name}"
@@ -487,9 +514,8 @@ class K8s:
     @property
     def labels(self) -> dict[str, str]:
         """The labels put on every object made through this scope."""
-        labels = _ownership_labels(self.scope)
+        labels = ownership_labels(self.scope, style="kubernetes")
         labels[SCOPE_ID_LABEL] = self._id
-        labels[MANAGED_BY] = "cleanroom"
         return labels
 
     @property
@@ -545,7 +571,7 @@ class K8s:
             identity.update(api_version=api_version, object_kind=kind)
         if kind_obj is JOBS:
             self._track_job_pods(meta["name"], ns)
-        with _creating(self.scope, kind_obj, meta["name"], **identity) as creation:
+        with self.scope.creating(kind_obj, meta["name"], **identity) as creation:
             created = api.create(body=body, namespace=ns or None)
             creation.alias(created)
         self._handles[kind_obj.name, _key(meta["name"], ns)] = creation.resource
@@ -604,7 +630,7 @@ class K8s:
         }
         api = self.cluster.api("v1", "Namespace")
         identity = {"namespace": "", "selector": self.selector, "wait": wait}
-        with _creating(self.scope, NAMESPACES, name, **identity) as creation:
+        with self.scope.creating(NAMESPACES, name, **identity) as creation:
             creation.alias(api.create(body=body))
         self._handles[NAMESPACES.name, _key(name, "")] = creation.resource
         return name
@@ -692,76 +718,21 @@ def _as_dict(manifest: Any, cluster: Cluster) -> dict[str, Any]:
     raise TypeError(f"a manifest is a dict or a kubernetes client model, not {kind}")
 
 
-_families: dict[int, tuple[Any, K8s]] = {}
-_families_lock = threading.Lock()
-
-
 def family(scope: Scope) -> K8s:
     """
-    Return the Kubernetes helpers of *scope* (``scope.k8s``), made once per scope.
+    Make the Kubernetes helpers of *scope*: the factory behind ``scope.k8s``,
+    which makes them once per scope (use that).
 
     .. versionadded:: 0.2.0
     """
-    import weakref
-
-    with _families_lock:
-        found = _families.get(id(scope))
-        if found is not None and found[0]() is scope:
-            return found[1]
-        k8s = K8s(scope)
-        key = id(scope)
-        _families[key] = (weakref.ref(scope, lambda _: _families.pop(key, None)), k8s)
-        return k8s
+    return K8s(scope)
 
 
-def roundtrip(scope: Scope) -> Callable[[], bool]:
-    """
-    Make a labelled namespace in *scope* for ``cleanroom check``; return a
-    function that tells whether it still exists (one being deleted does not:
-    its controller finishes the job).
+# -- ownership -------------------------------------------------------------------
 
-    .. versionadded:: 0.2.0
-    """
-    name = family(scope).namespace(prefix="cleanroom-check-")
-    api = default_cluster().api("v1", "Namespace")
-
-    def exists() -> bool:
-        try:
-            namespace = api.get(name=name)
-        except Exception as exc:
-            if _not_found(exc):
-                return False
-            raise
-        return _meta(namespace).deletionTimestamp is None
-
-    return exists
-
-
-# -- the seam: ownership labels, creation, capabilities ----------------------------
-#
-# These wrap the kind-author API (issue 7). Where a name is not there yet they
-# fall back to the scope's current internals; the fallbacks go when it lands.
-
+#: A label unique to each scope's helpers: with the session's, it selects
+#: exactly what that scope made, for one delete-collection call.
 SCOPE_ID_LABEL: Final = LABEL_PREFIX + "scope-id"
-
-
-def _ownership_labels(scope: Scope) -> dict[str, str]:
-    import cleanroom
-
-    make = getattr(cleanroom, "ownership_labels", None)
-    if make is not None:
-        return dict(make(scope, style="kubernetes"))
-    from cleanroom._core._session import current_owner
-
-    owner = current_owner()
-    return {
-        SESSION_LABEL: label_value(owner.session),
-        SCOPE_LABEL: label_value(scope.name),
-        LABEL_PREFIX + "host": label_value(owner.host),
-        LABEL_PREFIX + "pid": str(owner.pid),
-        LABEL_PREFIX + "start-time": str(owner.start_time or 0),
-        LABEL_PREFIX + "created": str(int(time.time())),
-    }
 
 
 def _selector_of(labels: Mapping[str, str]) -> str:
@@ -769,45 +740,6 @@ def _selector_of(labels: Mapping[str, str]) -> str:
     if not session or not scope_id:
         return ""
     return f"{SESSION_LABEL}={session},{SCOPE_ID_LABEL}={scope_id}"
-
-
-def _owned(resource: Resource, labels: Mapping[str, str]) -> Any:
-    import cleanroom
-
-    ownership_type = getattr(cleanroom, "Ownership", None)
-    owned_type = getattr(cleanroom, "Owned", None)
-    if ownership_type is None or owned_type is None:
-        return (resource, dict(labels))
-    return owned_type(resource=resource, ownership=ownership_type.from_labels(labels))
-
-
-@attrs.define
-class _Creation:
-    resource: Resource
-    aliases: list[object] = attrs.field(factory=list)
-
-    def alias(self, obj: object) -> None:
-        self.aliases.append(obj)
-
-
-@contextlib.contextmanager
-def _creating(
-    scope: Scope, kind: ObjectsKind, name: str, **identity: Any
-) -> Iterator[Any]:
-    creating = getattr(scope, "creating", None)
-    if creating is not None:
-        with creating(kind, name, **identity) as creation:
-            yield creation
-        return
-    resource = scope._intent(kind, name, **identity)
-    creation = _Creation(resource)
-    try:
-        yield creation
-    except BaseException:
-        with contextlib.suppress(Exception):
-            kind.delete(resource, wait=False)
-        raise
-    scope._register(kind, resource, keys=[id(obj) for obj in creation.aliases])
 
 
 for _public in (

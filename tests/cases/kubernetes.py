@@ -80,7 +80,7 @@ class PodCase(_Case):
     kind = "pods"
 
     def create(self, scope: Scope) -> Resource:
-        family = k8s.family(scope)
+        family = scope.k8s
         pod = family.create(kube.pod_manifest(), namespace=NAMESPACE)
         return family.handle(pod.metadata.name, kind="pods", namespace=NAMESPACE)
 
@@ -95,7 +95,7 @@ class PodCase(_Case):
             _child_prelude()
             + f"""
 from cleanroom.kinds import kubernetes as k8s
-family = k8s.family(scope)
+family = scope.k8s
 pod = family.create({kube.pod_manifest()!r}, namespace={NAMESPACE!r})
 resource = family.handle(pod.metadata.name, kind="pods", namespace={NAMESPACE!r})
 """
@@ -106,7 +106,7 @@ class JobCase(_Case):
     kind = "jobs"
 
     def create(self, scope: Scope) -> Resource:
-        family = k8s.family(scope)
+        family = scope.k8s
         name = f"job-{os.urandom(4).hex()}"
         family.create(kube.job_manifest(name, 1), namespace=NAMESPACE)
         return family.handle(name, kind="jobs", namespace=NAMESPACE)
@@ -132,7 +132,7 @@ from cleanroom.kinds import kubernetes as k8s
 name = "job-" + os.urandom(4).hex()
 manifest = {kube.job_manifest("NAME", 1)!r}
 manifest["metadata"]["name"] = name
-family = k8s.family(scope)
+family = scope.k8s
 family.create(manifest, namespace={NAMESPACE!r})
 resource = family.handle(name, kind="jobs", namespace={NAMESPACE!r})
 """
@@ -143,7 +143,7 @@ class NamespaceCase(_Case):
     kind = "namespaces"
 
     def create(self, scope: Scope) -> Resource:
-        family = k8s.family(scope)
+        family = scope.k8s
         return family.handle(family.namespace())
 
     def exists(self, resource: Resource) -> bool:
@@ -165,7 +165,7 @@ class NamespaceCase(_Case):
             _child_prelude()
             + """
 from cleanroom.kinds import kubernetes as k8s
-family = k8s.family(scope)
+family = scope.k8s
 resource = family.handle(family.namespace())
 """
         )

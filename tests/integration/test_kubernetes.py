@@ -47,9 +47,7 @@ class TestCreate:
     def test_create_labels_and_deletes(self, core: Any, namespace: str) -> None:
         """create() labels the object as cleanroom's and the scope deletes it."""
         with managed_resources() as scope:
-            pod = k8s.family(scope).create(
-                kube.pod_manifest("one"), namespace=namespace
-            )
+            pod = scope.k8s.create(kube.pod_manifest("one"), namespace=namespace)
             labels = core.read_namespaced_pod("one", namespace).metadata.labels
             assert labels[k8s.MANAGED_BY] == "cleanroom"
             assert labels[k8s.SESSION_LABEL]
@@ -59,7 +57,7 @@ class TestCreate:
     def test_generate_name_is_resolved_first(self, core: Any, namespace: str) -> None:
         """A generateName becomes a name before creation, so it is journaled."""
         with managed_resources() as scope:
-            pod = k8s.family(scope).create(kube.pod_manifest(), namespace=namespace)
+            pod = scope.k8s.create(kube.pod_manifest(), namespace=namespace)
             assert pod.metadata.name.startswith("pod-")
             assert pod_names(core, namespace) == {pod.metadata.name}
         assert pod_names(core, namespace) == set()
@@ -75,7 +73,7 @@ class TestCreate:
             data={"a": "1"},
         )
         with managed_resources() as scope:
-            k8s.family(scope).create(model, namespace=namespace)
+            scope.k8s.create(model, namespace=namespace)
             assert core.read_namespaced_config_map("settings", namespace).data == {
                 "a": "1"
             }
@@ -84,7 +82,7 @@ class TestCreate:
     def test_namespace_with_everything_in_it(self, core: Any) -> None:
         """scope.k8s.namespace() is deleted with what it holds."""
         with managed_resources() as scope:
-            family = k8s.family(scope)
+            family = scope.k8s
             name = family.namespace()
             family.create(kube.pod_manifest("inside"), namespace=name)
             ns = core.read_namespace(name)
@@ -100,17 +98,18 @@ class TestCreate:
         bad["spec"]["containers"] = []
         with managed_resources() as scope:
             with pytest.raises(Exception, match=r"(?i)invalid|required"):
-                k8s.family(scope).create(bad, namespace=namespace)
+                scope.k8s.create(bad, namespace=namespace)
             assert scope.resources() == []
         assert pod_names(core, namespace) == set()
 
 
 class TestAdopt:
     def test_client_objects_are_adopted(self, core: Any, namespace: str) -> None:
-        """A V1Pod returned by the client is tracked by its kind, name and namespace."""
+        """scope.add(V1Pod) tracks the pod by kind, name and namespace."""
         pod = core.create_namespaced_pod(namespace, kube.pod_manifest("model"))
         with managed_resources() as scope:
-            resource = k8s.PODS.adopt(scope, pod)
+            assert scope.add(pod) is pod
+            (resource,) = scope.resources()
             assert (resource.kind, resource.name) == ("pods", "model")
             assert resource.identity["namespace"] == namespace
         assert pod_names(core, namespace) == set()
@@ -122,9 +121,19 @@ class TestAdopt:
             body={"metadata": {"name": "dyn"}, "data": {}}, namespace=namespace
         )
         with managed_resources() as scope:
-            resource = k8s.OBJECTS.adopt(scope, made)
-            assert resource.kind == "configmaps"
+            scope.add(made)
+            assert scope.resource_of(made).kind == "configmaps"
         assert not exists(core.read_namespaced_config_map, "dyn", namespace)
+
+    def test_created_objects_are_handles(self, core: Any, namespace: str) -> None:
+        """What create() returns is a handle for keep() and release()."""
+        with managed_resources() as scope:
+            kept = scope.k8s.create(kube.pod_manifest("kept"), namespace=namespace)
+            gone = scope.k8s.create(kube.pod_manifest("gone"), namespace=namespace)
+            scope.keep(kept, "to look at")
+            scope.release(gone)
+            assert pod_names(core, namespace) == {"kept"}
+        assert pod_names(core, namespace) == {"kept"}
 
 
 class TestDeletion:
@@ -133,7 +142,7 @@ class TestDeletion:
     ) -> None:
         """Ten pods of one scope go in one DELETE call, not ten."""
         with managed_resources() as scope:
-            family = k8s.family(scope)
+            family = scope.k8s
             for i in range(10):
                 family.create(kube.pod_manifest(f"p{i}"), namespace=namespace)
             mark = audit.mark()
@@ -147,12 +156,10 @@ class TestDeletion:
         """Pods the scope did not make stay, labelled by another scope or not at all."""
         core.create_namespaced_pod(namespace, kube.pod_manifest("foreign"))
         with managed_resources() as other:
-            k8s.family(other).create(kube.pod_manifest("other"), namespace=namespace)
+            other.k8s.create(kube.pod_manifest("other"), namespace=namespace)
             with managed_resources() as scope:
                 for i in range(3):
-                    k8s.family(scope).create(
-                        kube.pod_manifest(f"mine{i}"), namespace=namespace
-                    )
+                    scope.k8s.create(kube.pod_manifest(f"mine{i}"), namespace=namespace)
             assert pod_names(core, namespace) == {"foreign", "other"}
         assert pod_names(core, namespace) == {"foreign"}
 
@@ -161,7 +168,7 @@ class TestDeletion:
     ) -> None:
         """A kept pod carrying the scope's labels survives: no blanket delete then."""
         with managed_resources() as scope:
-            family = k8s.family(scope)
+            family = scope.k8s
             for i in range(3):
                 family.create(kube.pod_manifest(f"p{i}"), namespace=namespace)
             scope.keep(
@@ -173,14 +180,14 @@ class TestDeletion:
         """track() deletes an object made by others; one already gone is success."""
         core.create_namespaced_pod(namespace, kube.pod_manifest("theirs"))
         with managed_resources() as scope:
-            k8s.family(scope).track("pods", "theirs", namespace=namespace)
+            scope.k8s.track("pods", "theirs", namespace=namespace)
             scope.track("pods", "never-existed", namespace=namespace)
         assert pod_names(core, namespace) == set()
 
     def test_reserved_name_that_appears(self, core: Any, namespace: str) -> None:
         """reserve() deletes the object if it appeared and is fine if it did not."""
         with managed_resources() as scope:
-            family = k8s.family(scope)
+            family = scope.k8s
             family.reserve("pods", "later", namespace=namespace)
             family.reserve("pods", "never", namespace=namespace)
             core.create_namespaced_pod(namespace, kube.pod_manifest("later"))
@@ -189,7 +196,7 @@ class TestDeletion:
     def test_keep_on_failure_with_hint(self, core: Any, namespace: str) -> None:
         """A failed body keeps the pod and says how to delete it."""
         with pytest.raises(RuntimeError), managed_resources(on_failure="keep") as scope:
-            k8s.family(scope).create(kube.pod_manifest("evidence"), namespace=namespace)
+            scope.k8s.create(kube.pod_manifest("evidence"), namespace=namespace)
             raise RuntimeError("boom")
         assert pod_names(core, namespace) == {"evidence"}
         (kept,) = [d for d in scope.dispositions if d.state is cleanroom.State.KEPT]
@@ -198,7 +205,7 @@ class TestDeletion:
     def test_forced_clean_on_failure(self, core: Any, namespace: str) -> None:
         """force=True cleans even when the body failed."""
         with pytest.raises(RuntimeError), managed_resources(force=True) as scope:
-            k8s.family(scope).create(kube.pod_manifest("gone"), namespace=namespace)
+            scope.k8s.create(kube.pod_manifest("gone"), namespace=namespace)
             raise RuntimeError("boom")
         assert pod_names(core, namespace) == set()
 
@@ -209,7 +216,7 @@ class TestJobs:
     ) -> None:
         """Level pods suspends the Job, deletes its pods for good and keeps it."""
         with managed_resources(level="pods") as scope:
-            k8s.family(scope).create(kube.job_manifest("work"), namespace=namespace)
+            scope.k8s.create(kube.job_manifest("work"), namespace=namespace)
             kube.wait_for(
                 lambda: len(job_pods(core, namespace, "work")) == 2,
                 30,
@@ -231,7 +238,7 @@ class TestJobs:
         batch.create_namespaced_job(namespace, kube.job_manifest("sut", 1))
         kube.wait_for(lambda: job_pods(core, namespace, "sut"), 30, "the job's pod")
         with managed_resources(level="pods") as scope:
-            k8s.family(scope).track("jobs", "sut", namespace=namespace)
+            scope.k8s.track("jobs", "sut", namespace=namespace)
         assert exists(batch.read_namespaced_job, "sut", namespace)
         assert job_pods(core, namespace, "sut") == set()
 
@@ -240,7 +247,7 @@ class TestJobs:
     ) -> None:
         """Level all with wait deletes the Job in the foreground, pods first."""
         with managed_resources(level="all", wait=True) as scope:
-            k8s.family(scope).create(kube.job_manifest("fg"), namespace=namespace)
+            scope.k8s.create(kube.job_manifest("fg"), namespace=namespace)
             kube.wait_for(lambda: job_pods(core, namespace, "fg"), 30, "the job's pods")
         assert not exists(batch.read_namespaced_job, "fg", namespace)
         assert job_pods(core, namespace, "fg") == set()
@@ -250,7 +257,7 @@ class TestJobs:
     ) -> None:
         """Without waiting the Job goes in the background and the GC takes its pods."""
         with managed_resources(level="all", wait=False) as scope:
-            k8s.family(scope).create(kube.job_manifest("bg"), namespace=namespace)
+            scope.k8s.create(kube.job_manifest("bg"), namespace=namespace)
             kube.wait_for(lambda: job_pods(core, namespace, "bg"), 30, "the job's pods")
         assert not exists(batch.read_namespaced_job, "bg", namespace)
         kube.wait_for(
@@ -262,7 +269,7 @@ class TestJobs:
     ) -> None:
         """Level none touches nothing."""
         with managed_resources(level="none") as scope:
-            k8s.family(scope).create(kube.job_manifest("keep", 1), namespace=namespace)
+            scope.k8s.create(kube.job_manifest("keep", 1), namespace=namespace)
             kube.wait_for(
                 lambda: job_pods(core, namespace, "keep"), 30, "the job's pod"
             )
@@ -277,7 +284,7 @@ class TestPodLogs:
         """Logs are saved where the cluster serves them; here none does, and
         the pods are deleted all the same."""
         with managed_resources(level="pods") as scope:
-            family = k8s.family(scope)
+            family = scope.k8s
             family.save_logs(tmp_path / "logs")
             family.create(kube.job_manifest("logged", 1), namespace=namespace)
             kube.wait_for(lambda: job_pods(core, namespace, "logged"), 30, "a pod")
@@ -295,7 +302,7 @@ class TestWaiting:
                 pytest.raises(CleanupError) as caught,
                 managed_resources(wait=True) as scope,
             ):
-                family = k8s.family(scope)
+                family = scope.k8s
                 name = family.namespace(wait=True)
                 core.patch_namespace(name, {"metadata": {"finalizers": [finalizer]}})
         finally:
@@ -315,7 +322,7 @@ class TestAsync:
     async def test_async_scope(self, core: Any, namespace: str) -> None:
         """An async scope deletes off the event loop, on asyncio and trio."""
         async with managed_resources() as scope:
-            await k8s.family(scope).acreate(kube.pod_manifest("a"), namespace=namespace)
+            await scope.k8s.acreate(kube.pod_manifest("a"), namespace=namespace)
             assert pod_names(core, namespace) == {"a"}
         assert pod_names(core, namespace) == set()
 
@@ -325,7 +332,7 @@ class TestSweepSupport:
         """list_owned finds cleanroom's labelled objects and never a foreign one."""
         core.create_namespaced_pod(namespace, kube.pod_manifest("foreign"))
         with managed_resources() as scope:
-            k8s.family(scope).create(kube.pod_manifest("ours"), namespace=namespace)
+            scope.k8s.create(kube.pod_manifest("ours"), namespace=namespace)
             found = {
                 resource.name
                 for resource, _ in k8s.PODS.labelled_objects()
@@ -362,7 +369,7 @@ from kubernetes import config
 from cleanroom import Scope
 from cleanroom.kinds import kubernetes as k8s
 scope = Scope("work").__enter__()
-family = k8s.family(scope)
+family = scope.k8s
 for i in range(3):
     family.create(
         {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"r{i}"},
@@ -434,13 +441,13 @@ def submit_evaluation(eval_id):
 
 def test_passes(resource_manager):
     submit_evaluation("pass")
-    family = k8s.family(resource_manager)
+    family = resource_manager.k8s
     family.track("jobs", "evaluation-job-pass", namespace=NAMESPACE)
 
 
 def test_fails(resource_manager):
     submit_evaluation("fail")
-    family = k8s.family(resource_manager)
+    family = resource_manager.k8s
     family.track("jobs", "evaluation-job-fail", namespace=NAMESPACE)
     assert False, "the evaluation went wrong"
 '''
@@ -520,5 +527,5 @@ class TestCheck:
             check=False,
         )
         report = json.loads(result.stdout)
-        (trip,) = [t for t in report["roundtrips"] if t["name"] == "kubernetes"]
+        (trip,) = [t for t in report["roundtrips"] if t["name"] == "k8s"]
         assert trip["ok"], trip
