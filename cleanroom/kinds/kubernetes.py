@@ -25,21 +25,15 @@ import functools
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlparse
 
 import attrs
 
-from cleanroom import (
-    BackendUnavailableError,
-    BaseKind,
-    Owned,
-    Ownership,
-    Resource,
-    Scope,
-    ownership_labels,
-    register_kind,
-)
+from cleanroom._core._capabilities import Owned
+from cleanroom._core._ownership import Ownership, ownership_labels
+from cleanroom._core._resource import BaseKind, Resource, get_kind, register_kind
+from cleanroom.exceptions import BackendUnavailableError
 
 from ._k8s_api import (
     JOB_NAME_LABEL,
@@ -65,6 +59,9 @@ from ._k8s_api import (
     save_pod_logs,
 )
 from ._k8s_lease import SessionLease, lease_name, lease_namespace, session_alive
+
+if TYPE_CHECKING:
+    from cleanroom._core._scope import Scope
 
 __all__ = [
     "JOBS",
@@ -659,8 +656,6 @@ class K8s:
         Returns:
             The resource, a handle for ``keep``, ``release`` and ``forget``.
         """
-        from cleanroom import get_kind
-
         kind_obj = get_kind(kind)
         if kind_obj is NAMESPACES:
             namespace = ""
@@ -678,8 +673,6 @@ class K8s:
         Record the name of an object about to be created by something else;
         cleanup deletes it if it appeared and counts "never appeared" as success.
         """
-        from cleanroom import get_kind
-
         kind_obj = get_kind(kind)
         if kind_obj is JOBS:
             self._track_job_pods(name, namespace)
@@ -691,8 +684,6 @@ class K8s:
         self, name: str, *, kind: str = "namespaces", namespace: str = ""
     ) -> Resource:
         """Return the resource tracked here for *kind* and *name*."""
-        from cleanroom import get_kind
-
         return self._handles[get_kind(kind).name, _key(name, namespace)]
 
     def _track_job_pods(self, name: str, namespace: str) -> None:
