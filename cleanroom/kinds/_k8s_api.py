@@ -6,7 +6,6 @@ explicit propagation policy) and waiting until objects are gone.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -83,7 +82,7 @@ class Cluster:
         Return the ``ApiClient``, loading the configuration on first use.
 
         Raises:
-            BackendUnavailable: When the client is not installed or no
+            BackendUnavailableError: When the client is not installed or no
                 configuration is found.
         """
         with self._lock:
@@ -248,6 +247,7 @@ def _delete_group(
     wanted = set(names)
     individually = list(dict.fromkeys(names))
     errors: dict[str, BaseException] = {}
+    relisted = None
     if selector and len(wanted) > 1 and "deletecollection" in (api.verbs or ()):
         present = {
             _meta(item).name
@@ -260,10 +260,10 @@ def _delete_group(
                 api.delete(namespace=ns, label_selector=selector, body=body)
             # A delete-collection is not atomic: re-list, and delete one by one
             # whatever it did not reach.
-            again = api.get(namespace=ns, label_selector=selector).items
+            relisted = api.get(namespace=ns, label_selector=selector)
             individually = [
                 _meta(item).name
-                for item in again
+                for item in relisted.items
                 if _meta(item).deletionTimestamp is None
             ]
     for name in individually:
@@ -273,7 +273,11 @@ def _delete_group(
             if not _not_found(exc):
                 errors[name] = exc
     if wait:
-        left = _wait_gone(api, ns, selector or None, wanted - errors.keys(), timeout)
+        # The re-list is where waiting starts, unless deletes came after it.
+        initial = None if individually else relisted
+        left = _wait_gone(
+            api, ns, selector or None, wanted - errors.keys(), timeout, initial=initial
+        )
         for name, obj in left.items():
             errors[name] = _blocked_one(describe(name), obj, timeout)
     return errors
@@ -285,14 +289,19 @@ def _wait_gone(
     selector: str | None,
     names: set[str] | None,
     timeout: float,
+    *,
+    initial: Any = None,
 ) -> dict[str, Any]:
     """
     Watch until the objects (*names*, or all matching *selector*) are gone;
-    return those still there when *timeout* runs out.
+    return those still there when *timeout* runs out. *initial* is a fresh
+    listing to start from.
     """
     deadline = time.monotonic() + timeout
+    listed = initial
     while True:
-        listed = api.get(namespace=namespace, label_selector=selector)
+        if listed is None:
+            listed = api.get(namespace=namespace, label_selector=selector)
         left = {
             _meta(item).name: item
             for item in listed.items
@@ -302,7 +311,8 @@ def _wait_gone(
         if not left or remaining <= 0:
             return left
         version = _meta(listed).resourceVersion
-        with contextlib.suppress(Exception):
+        listed = None
+        try:
             for event in api.watch(
                 namespace=namespace,
                 label_selector=selector,
@@ -315,6 +325,11 @@ def _wait_gone(
                         return {}
                 if time.monotonic() > deadline:
                     break
+        except Exception as exc:
+            # An expired resource version or a dropped connection: list
+            # again, after a pause so that a failing watch is not a busy loop.
+            logging.getLogger("cleanroom").debug("watch ended: %s", exc)
+            time.sleep(0.2)
 
 
 def _blocked_one(what: str, obj: Any, timeout: float) -> DeletionBlockedError:
