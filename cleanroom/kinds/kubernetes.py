@@ -66,7 +66,6 @@ if TYPE_CHECKING:
 __all__ = [
     "JOBS",
     "JOB_NAME_LABEL",
-    "JOB_PODS",
     "LABEL_PREFIX",
     "LEASE_NAMESPACE_ENV",
     "LOGS_ENV",
@@ -79,7 +78,7 @@ __all__ = [
     "SESSION_LABEL",
     "WAIT_TIMEOUT",
     "Cluster",
-    "JobPodsKind",
+    "JobsKind",
     "K8s",
     "NamespacesKind",
     "ObjectsKind",
@@ -329,30 +328,24 @@ class NamespacesKind(ObjectsKind):
 
 
 @attrs.define
-class JobPodsKind(BaseKind):
+class JobsKind(ObjectsKind):
     """
-    The pods of one Job, a runtime kind: cleaned at level ``pods`` while the
-    Job itself, a record, is kept with its status.
+    Jobs: records, kept at level ``pods`` with their status while their pods
+    are deleted (the :class:`~cleanroom.FreesRuntime` capability), and deleted
+    with their pods at level ``all``.
 
-    Cleaning suspends the Job if it is still active (so that it does not
-    recreate its pods), saves the pods' logs when a folder is set
+    Freeing a Job's runtime suspends it if it is still active (so that it does
+    not recreate its pods), saves the pods' logs when a folder is set
     (``CLEANROOM_K8S_LOGS`` or :meth:`K8s.save_logs`), and deletes the pods by
-    the ``batch.kubernetes.io/job-name`` label. When the Job is being deleted
-    anyway, only the pods are deleted.
+    the ``batch.kubernetes.io/job-name`` label.
 
     .. versionadded:: 0.2.0
     """
 
-    bulk: bool = True
-    cluster: Cluster | None = None
-
-    def _cluster(self) -> Cluster:
-        return self.cluster or default_cluster()
-
-    def delete(self, resource: Resource, *, wait: bool) -> None:
-        """Suspend the Job if it is active and delete its pods."""
+    def free_runtime(self, resource: Resource, *, wait: bool) -> None:
+        """Suspend the Job if it is active and delete its pods; keep the Job."""
         cluster = self._cluster()
-        namespace = resource.identity["namespace"]
+        namespace = resource.identity.get("namespace") or "default"
         jobs = cluster.api("batch/v1", "Job")
         try:
             job = jobs.get(name=resource.name, namespace=namespace)
@@ -382,27 +375,6 @@ class JobPodsKind(BaseKind):
             if left:
                 raise _blocked("Pod", namespace, left, cluster.wait_timeout)
 
-    def exists(self, resource: Resource) -> bool:
-        """Tell whether the Job has any pods."""
-        pods = self._cluster().api("v1", "Pod")
-        listed = pods.get(
-            namespace=resource.identity["namespace"],
-            label_selector=f"{JOB_NAME_LABEL}={resource.name}",
-        )
-        return bool(listed.items)
-
-    def delete_hint(self, resource: Resource) -> str:
-        """Return the ``kubectl delete pods`` command for the Job's pods."""
-        return (
-            f"kubectl delete pods -l {JOB_NAME_LABEL}={resource.name} "
-            f"-n {resource.identity['namespace']}"
-        )
-
-    def describe(self, resource: Resource) -> str:
-        """Return ``"pods of Job 'name' in namespace 'ns'"``."""
-        namespace = resource.identity["namespace"]
-        return "pods of " + _describe("Job", resource.name, namespace=namespace)
-
 
 _MODELS: Final = "kubernetes.client.models."
 
@@ -413,7 +385,7 @@ PODS: Final = ObjectsKind(
     object_kind="Pod",
     adopts=(_MODELS + "v1_pod.V1Pod",),
 )
-JOBS: Final = ObjectsKind(
+JOBS: Final = JobsKind(
     "jobs",
     aliases=("job", "jobs.batch"),
     category="record",
@@ -421,7 +393,6 @@ JOBS: Final = ObjectsKind(
     object_kind="Job",
     adopts=(_MODELS + "v1_job.V1Job",),
 )
-JOB_PODS: Final = JobPodsKind("job-pods")
 NAMESPACES: Final = NamespacesKind(
     "namespaces",
     aliases=("namespace", "ns"),
@@ -465,7 +436,7 @@ for _name, (_version, _kind, *_aliases) in _COMMON.items():
             object_kind=_kind,
         )
     )
-for _kind_obj in (PODS, JOBS, JOB_PODS, NAMESPACES, OBJECTS, *_COMMON_KINDS):
+for _kind_obj in (PODS, JOBS, NAMESPACES, OBJECTS, *_COMMON_KINDS):
     register_kind(_kind_obj)
 _BY_API_KIND: Final = {
     (kind.api_version, kind.object_kind): kind for kind in (PODS, JOBS, NAMESPACES)
@@ -566,8 +537,8 @@ class K8s:
         identity: dict[str, Any] = {"namespace": ns, "selector": self.selector}
         if kind_obj is OBJECTS:
             identity.update(api_version=api_version, object_kind=kind)
-        if kind_obj is JOBS:
-            self._track_job_pods(meta["name"], ns)
+        if kind_obj is JOBS and self._logs is not None:
+            identity["logs"] = str(self._logs)
         with self.scope.creating(kind_obj, meta["name"], **identity) as creation:
             created = api.create(body=body, namespace=ns or None)
             creation.alias(created)
@@ -659,8 +630,8 @@ class K8s:
         kind_obj = get_kind(kind)
         if kind_obj is NAMESPACES:
             namespace = ""
-        if kind_obj is JOBS:
-            self._track_job_pods(name, namespace)
+        if kind_obj is JOBS and self._logs is not None:
+            identity["logs"] = str(self._logs)
         if kind_obj is not OBJECTS:
             identity.pop("api_version", None)
             identity.pop("object_kind", None)
@@ -674,9 +645,10 @@ class K8s:
         cleanup deletes it if it appeared and counts "never appeared" as success.
         """
         kind_obj = get_kind(kind)
-        if kind_obj is JOBS:
-            self._track_job_pods(name, namespace)
-        resource = self.scope.reserve(kind_obj, name, namespace=namespace)
+        identity: dict[str, Any] = {}
+        if kind_obj is JOBS and self._logs is not None:
+            identity["logs"] = str(self._logs)
+        resource = self.scope.reserve(kind_obj, name, namespace=namespace, **identity)
         self._handles[kind_obj.name, _key(name, namespace)] = resource
         return resource
 
@@ -685,14 +657,6 @@ class K8s:
     ) -> Resource:
         """Return the resource tracked here for *kind* and *name*."""
         return self._handles[get_kind(kind).name, _key(name, namespace)]
-
-    def _track_job_pods(self, name: str, namespace: str) -> None:
-        # Tracked before the Job, so that at level "all" the Job goes first
-        # and this then only deletes pods the garbage collector is deleting.
-        identity: dict[str, Any] = {"namespace": namespace}
-        if self._logs is not None:
-            identity["logs"] = str(self._logs)
-        self.scope.track(JOB_PODS, name, **identity)
 
 
 def _key(name: str, namespace: str) -> str:

@@ -242,11 +242,6 @@ class TestJobs:
         assert exists(batch.read_namespaced_job, "sut", namespace)
         assert job_pods(core, namespace, "sut") == set()
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="Scope.track gives a kind no hook to track a Job's pods with it: "
-        "scope.k8s.track('jobs', ...) does",
-    )
     def test_core_track_of_a_job_frees_its_pods(
         self, core: Any, batch: Any, namespace: str
     ) -> None:
