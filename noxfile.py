@@ -37,7 +37,13 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """Run the tests that need Docker or the Kubernetes emulator, and only those."""
+    """
+    Run the tests that need Docker or the Kubernetes emulator, and only those.
+
+    A missing Docker engine fails the session. Start one first: as root on
+    Debian, ``.ci/docker-engine`` installs and starts ``dockerd`` and imports the
+    test image (see the README).
+    """
     install(session, "tests", package=".[all]")
     session.run(
         "pytest",
