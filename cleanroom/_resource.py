@@ -10,7 +10,7 @@ import itertools
 import threading
 import time
 import types
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
 import anyio.to_thread
@@ -390,6 +390,66 @@ def kind_names() -> tuple[str, ...]:
     names = {kind.name for kind in _kinds.values()}
     names.update(_BUILTIN_MODULES)
     return tuple(sorted(names))
+
+
+_ENTRY_POINTS: Final = "cleanroom.kinds"
+_loaded_entry_points: list[bool] = []
+_adopters: dict[type, Any] = {}
+
+
+def kind_modules() -> dict[str, str]:
+    """Return the backend modules of the ``cleanroom.kinds`` entry points, by name."""
+    from importlib.metadata import entry_points
+
+    return {point.name: point.value for point in entry_points(group=_ENTRY_POINTS)}
+
+
+def family_of(name: str) -> Callable[[Any], Any] | None:
+    """Return the ``family(scope)`` function of the backend named *name*, if any."""
+    module = kind_modules().get(name)
+    if module is None:
+        return None
+    factory = getattr(importlib.import_module(module), "family", None)
+    return factory if callable(factory) else None
+
+
+def adopt(scope: Any, obj: object, name: str | None) -> bool:
+    """
+    Let the kind that adopts *obj*'s type track it in *scope*; tell whether
+    one did.
+    """
+    found = adopter(obj)
+    if found is None:
+        return False
+    found.adopt(scope, obj, name=name)
+    return True
+
+
+def adopter(obj: object) -> Any:
+    """
+    Return the kind that adopts objects of *obj*'s type (its ``adopts`` names
+    a class along the type's MRO), or ``None``.
+    """
+    cls = type(obj)
+    if cls in _adopters:
+        return _adopters[cls]
+    if not _loaded_entry_points:
+        # Backend modules register their kinds on import; they import their
+        # client libraries only when used, so loading them is cheap.
+        for module in kind_modules().values():
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                continue
+        _loaded_entry_points.append(True)
+    names = {f"{base.__module__}.{base.__qualname__}" for base in cls.__mro__}
+    found = None
+    for kind in set(_kinds.values()):
+        if names & set(getattr(kind, "adopts", ())):
+            found = kind
+            break
+    _adopters[cls] = found
+    return found
 
 
 def object_kind(name: str | Kind) -> Kind:

@@ -36,7 +36,9 @@ from ._resource import (
     Kind,
     Resource,
     State,
+    adopt,
     describe,
+    family_of,
     get_kind,
     object_kind,
 )
@@ -761,6 +763,8 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
             TypeError: When *obj* has no known cleanup and none is given, or
                 *weak* is true and *obj* does not support weak references.
         """
+        if cleanup is None and kind == "object" and adopt(self, obj, name):
+            return obj
         kind_obj = object_kind(kind)
         method: str | None = None
         call: Callable[..., Any] | None = None
@@ -1125,6 +1129,19 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         from .kinds import tasks
 
         return tasks.start_soon(self, fn, *args, name=name)
+
+    def __getattr__(self, name: str) -> Any:
+        # Backend families (scope.docker, scope.k8s) by their entry-point names.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        factory = family_of(name)
+        if factory is None:
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}"
+            )
+        family = factory(self)
+        self.__dict__[name] = family
+        return family
 
     def __del__(self) -> None:
         try:
