@@ -365,9 +365,11 @@ def get_kind(name: str | Kind) -> Kind:
     module = _BUILTIN_MODULES.get(key)
     if module is not None:
         importlib.import_module(module)
-        kind = _kinds.get(key)
-        if kind is not None:
-            return kind
+    else:
+        _load_backends()
+    kind = _kinds.get(key)
+    if kind is not None:
+        return kind
     raise UnknownKindError(
         f"unknown kind {name!r}; registered: {', '.join(map(repr, kind_names()))}"
     )
@@ -395,6 +397,20 @@ def kind_names() -> tuple[str, ...]:
 _ENTRY_POINTS: Final = "cleanroom.kinds"
 _loaded_entry_points: list[bool] = []
 _adopters: dict[type, Any] = {}
+
+
+def _load_backends() -> None:
+    """Import the modules of the ``cleanroom.kinds`` entry points, once."""
+    if _loaded_entry_points:
+        return
+    # Backend modules register their kinds on import; they import their
+    # client libraries only when used, so loading them is cheap.
+    for module in kind_modules().values():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            continue
+    _loaded_entry_points.append(True)
 
 
 def kind_modules() -> dict[str, str]:
@@ -433,18 +449,10 @@ def adopter(obj: object) -> Any:
     cls = type(obj)
     if cls in _adopters:
         return _adopters[cls]
-    if not _loaded_entry_points:
-        # Backend modules register their kinds on import; they import their
-        # client libraries only when used, so loading them is cheap.
-        for module in kind_modules().values():
-            try:
-                importlib.import_module(module)
-            except ImportError:
-                continue
-        _loaded_entry_points.append(True)
+    _load_backends()
     names = {f"{base.__module__}.{base.__qualname__}" for base in cls.__mro__}
     found = None
-    for kind in set(_kinds.values()):
+    for kind in {id(kind): kind for kind in _kinds.values()}.values():
         if names & set(getattr(kind, "adopts", ())):
             found = kind
             break

@@ -12,11 +12,13 @@ if TYPE_CHECKING:
     from ._resource import Resource
 
 __all__ = [
+    "BackendUnavailable",
     "CleanroomError",
     "CleanroomWarning",
     "CleanupError",
     "CleanupTimeoutError",
     "CleanupWarning",
+    "NameConflictError",
     "PolicyError",
     "ScopeStateError",
     "Terminated",
@@ -71,6 +73,26 @@ class ScopeStateError(CleanroomError, RuntimeError):
     outside an async context, or a handle that belongs to another scope.
 
     .. versionadded:: 0.1.0
+    """
+
+
+class NameConflictError(CleanroomError, RuntimeError):
+    """
+    Raised when a name cleanroom was asked to create is held by something it
+    may not remove: an object of a live session, or one cleanroom did not
+    create. The message names the holder and its owner; nothing is deleted.
+
+    .. versionadded:: 0.2.0
+    """
+
+
+class BackendUnavailable(CleanroomError, ConnectionError):  # noqa: N818 - the seam's name
+    """
+    Raised when a backend's service (a Docker engine, a Kubernetes cluster)
+    cannot be reached, or its client library is not installed; the message
+    says which and why.
+
+    .. versionadded:: 0.2.0
     """
 
 
