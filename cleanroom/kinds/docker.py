@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple, Self
 import anyio.to_thread
 import attrs
 
-from cleanroom._resource import BaseKind, Disposition, Resource, State, register_kind
-from cleanroom._session import current_owner, hostname, pid_alive
+from cleanroom._core._resource import BaseKind, Disposition, Resource, State, register_kind
+from cleanroom._core._session import current_owner, hostname, pid_alive
 from cleanroom.exceptions import (
     BackendUnavailable,
     CleanroomError,
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from docker.models.networks import Network
     from docker.models.volumes import Volume
 
-    from cleanroom._scope import Scope
+    from cleanroom._core._scope import Scope
 
 __all__ = [
     "CONTAINERS",

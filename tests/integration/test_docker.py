@@ -23,7 +23,7 @@ import pytest
 
 import cleanroom
 from cleanroom import Level, Scope, managed_resources
-from cleanroom._session import current_owner
+from cleanroom._core._session import current_owner
 from cleanroom.exceptions import CleanupError, NameConflictError
 from cleanroom.kinds import docker as docker_kind
 from dockerenv import IMAGE, OFFLINE
