@@ -54,7 +54,11 @@ def pytest_configure() -> None:
 # Documents whose examples need a Docker engine: their examples carry the
 # ``docker`` marker, and skip (or fail) as the Docker tests do without one.
 _DOCKER_DOCUMENTS = frozenset(
-    {("docs", "docker.md"), ("docs", "recipe-container-name-conflicts.md"), ("kinds", "docker.py")}
+    {
+        ("docs", "docker.md"),
+        ("docs", "recipe-container-name-conflicts.md"),
+        ("kinds", "docker.py"),
+    }
 )
 
 

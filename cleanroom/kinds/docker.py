@@ -32,7 +32,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple, Self
 import anyio.to_thread
 import attrs
 
-from cleanroom._core._resource import BaseKind, Disposition, Resource, State, register_kind
+from cleanroom._core._resource import (
+    BaseKind,
+    Disposition,
+    Resource,
+    State,
+    register_kind,
+)
 from cleanroom._core._session import current_owner, hostname, pid_alive
 from cleanroom.exceptions import (
     BackendUnavailable,

@@ -370,9 +370,11 @@ class TestNameConflicts:
         name = unique("live")
         with managed_resources("holder") as holder_scope:
             holder = holder_scope.docker.run(IMAGE, SLEEP, name=name, **OFFLINE)
-            with managed_resources() as scope:
-                with pytest.raises(NameConflictError) as caught:
-                    scope.docker.run(IMAGE, SLEEP, name=name, **OFFLINE)
+            with (
+                managed_resources() as scope,
+                pytest.raises(NameConflictError) as caught,
+            ):
+                scope.docker.run(IMAGE, SLEEP, name=name, **OFFLINE)
             message = str(caught.value)
             assert f"pid {os.getpid()}" in message
             assert "scope 'holder'" in message
@@ -444,7 +446,7 @@ class TestWatch:
     def test_adopts_what_code_under_test_creates(
         self, engine: Any, unique: Any, foreign: Any
     ) -> None:
-        """Containers made without cleanroom during a watch are removed with the scope."""
+        """Containers made without cleanroom in a watch go with the scope."""
         before = foreign(unique("before"))
         with managed_resources() as scope:
             own = scope.docker.create(IMAGE, SLEEP, **OFFLINE)
