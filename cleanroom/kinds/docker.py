@@ -82,9 +82,9 @@ _log = logging.getLogger("cleanroom.docker")
 #: The prefix of the labels cleanroom puts on what it creates.
 LABEL_PREFIX: Final = "dev.cleanroom."
 
-#: HTTP connections each docker-py client keeps: at least the default
-#: ``concurrency`` of a policy (100), so that parallel teardown never waits for
-#: a connection nor logs "Connection pool is full".
+#: How many HTTP connections each docker-py client keeps, at least a policy's
+#: default ``concurrency`` (100), so that parallel teardown never waits for a
+#: connection nor logs "Connection pool is full".
 POOL_SIZE: Final = 100
 
 _SESSION: Final = LABEL_PREFIX + "session"
@@ -691,14 +691,14 @@ class ImageKind(DockerKind):
         return f"{_hint_prefix(resource)} rmi {self.ref(resource)}"
 
 
-#: Containers: runtime things, cleaned at level ``pods``.
+#: The kind of containers, runtime things cleaned at level ``pods``.
 CONTAINERS: Final = ContainerKind("container", aliases=("containers",))
-#: Networks: runtime things, cleaned at level ``pods``.
+#: The kind of networks, runtime things cleaned at level ``pods``.
 NETWORKS: Final = NetworkKind("network", aliases=("networks",))
-#: Named volumes: records, kept at level ``pods`` (a custom
+#: The kind of named volumes, records kept at level ``pods`` (a custom
 #: :class:`~cleanroom.Level` with ``kinds=("volume",)`` cleans them there).
 VOLUMES: Final = VolumeKind("volume", aliases=("volumes",), category="record")
-#: Images: records, kept at level ``pods``.
+#: The kind of images, records kept at level ``pods``.
 IMAGES: Final = ImageKind("image", aliases=("images",), category="record")
 
 for _kind in (CONTAINERS, NETWORKS, VOLUMES, IMAGES):
