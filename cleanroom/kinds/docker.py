@@ -259,7 +259,8 @@ def client(engine: str | None = None) -> docker.DockerClient:
     with _clients_lock:
         found = _clients.get(key)
         if found is None:
-            if engine is None:
+            if engine is None or engine == os.environ.get("DOCKER_HOST"):
+                # The environment's TLS settings go with its DOCKER_HOST.
                 found = docker.from_env(max_pool_size=POOL_SIZE)
             else:
                 found = docker.DockerClient(base_url=engine, max_pool_size=POOL_SIZE)
