@@ -438,7 +438,9 @@ def adopt(scope: Any, obj: object, name: str | None) -> bool:
     found = adopter(obj)
     if found is None:
         return False
-    found.adopt(scope, obj, name=name)
+    resource = found.adopt(scope, obj, name=name)
+    # The object is a handle of its resource for keep, release and forget.
+    scope._handles[id(obj)] = scope._handles[resource]
     return True
 
 

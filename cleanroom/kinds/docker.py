@@ -347,9 +347,7 @@ class DockerKind(BaseKind):
         Track the docker-py object *obj* by its id, so that cleanup depends on
         the object in the engine, not on the Python object.
         """
-        resource = scope.track(self, name or obj.name, id=obj.id, **_engine_identity())
-        scope._handles[id(obj)] = scope._handles[resource]
-        return resource
+        return scope.track(self, name or obj.name, id=obj.id, **_engine_identity())
 
     def list_owned(self) -> Iterable[Owned]:
         """Return every object of this kind that carries cleanroom's labels."""
@@ -586,11 +584,7 @@ class VolumeKind(DockerKind):
 
     def adopt(self, scope: Scope, obj: Any, *, name: str | None = None) -> Resource:
         """Track the docker-py volume *obj* by its name."""
-        resource = scope.track(
-            self, name or obj.name, id=obj.name, **_engine_identity()
-        )
-        scope._handles[id(obj)] = scope._handles[resource]
-        return resource
+        return scope.track(self, name or obj.name, id=obj.name, **_engine_identity())
 
     def delete(self, resource: Resource, *, wait: bool) -> None:  # noqa: ARG002
         """
@@ -661,11 +655,9 @@ class ImageKind(DockerKind):
     def adopt(self, scope: Scope, obj: Any, *, name: str | None = None) -> Resource:
         """Track the docker-py image *obj* by its first tag, else its id."""
         tags = list(obj.tags or ())
-        resource = scope.track(
+        return scope.track(
             self, name or (tags[0] if tags else obj.id), id=obj.id, **_engine_identity()
         )
-        scope._handles[id(obj)] = scope._handles[resource]
-        return resource
 
     def ref(self, resource: Resource) -> str:
         """Return the image's name when it has one, so only that tag goes."""
