@@ -128,11 +128,35 @@ def run(repetitions: int, count: int = 50) -> list[Result]:
     ]
 
 
+def _unavailable() -> str | None:
+    """Why the benchmark cannot run here, or ``None``."""
+    try:
+        import docker
+        import docker.errors
+    except ImportError:
+        return "the docker package is not installed"
+    try:
+        client = docker.from_env()
+    except docker.errors.DockerException as exc:
+        return f"no Docker engine answers ({exc})"
+    try:
+        client.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        return f"the image {IMAGE} is missing (.ci/docker-engine imports it)"
+    finally:
+        client.close()
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 repetitions, not 7")
     parser.add_argument("--count", type=int, default=50, help="containers per run")
     args = parser.parse_args(argv)
+    reason = _unavailable()
+    if reason is not None:
+        print(f"docker benchmark skipped: {reason}")
+        return 0
     results = run(3 if args.quick else 7, args.count)
     for result in results:
         print("  ".join(result.row()))

@@ -7,8 +7,9 @@ round trip for every available kind, reports the journal's location and
 health and how many orphans a sweep would remove, and ends with a verdict.
 
 A backend module (``cleanroom.kinds.<backend>``) takes part in the round
-trips by defining ``roundtrip(scope) -> Callable[[], bool]``: create one
-resource in *scope* and return a function that tells whether it still exists.
+trips by defining ``roundtrip(scope)``: create one resource in *scope* and
+return a function that tells whether it still exists, or create, check and
+release it itself and return what it did, in words.
 """
 
 # A command-line tool prints.

@@ -4,20 +4,22 @@ Resource records, the Kind protocol, and the registry of kinds by name.
 
 from __future__ import annotations
 
+import contextlib
 import enum
-import importlib
 import itertools
+import sys
 import threading
 import time
 import types
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
 import anyio.to_thread
 import attrs
 
-from cleanroom.exceptions import PolicyError, UnknownKindError
-
+from . import _discovery
+from ._capabilities import Adopts
+from ._exceptions import PolicyError, UnknownKindError
 from ._policy import CATEGORIES, Category
 
 _ids = itertools.count(1)
@@ -276,22 +278,16 @@ class ObjectKind(BaseKind):
 #: The default kind of :meth:`Scope.add <cleanroom.Scope.add>`: strictly LIFO.
 OBJECT: Final = ObjectKind("object", aliases=("objects",), concurrent=False)
 
-# Built-in kinds live in modules of their own, imported on first use so that
-# the core never imports a backend (nor docker or kubernetes) by itself.
-_BUILTIN_MODULES: Final = {
-    "path": "cleanroom.kinds.files",
-    "paths": "cleanroom.kinds.files",
-    "tempdir": "cleanroom.kinds.files",
-    "tempdirs": "cleanroom.kinds.files",
-    "process": "cleanroom.kinds.processes",
-    "processes": "cleanroom.kinds.processes",
-    "task": "cleanroom.kinds.tasks",
-    "tasks": "cleanroom.kinds.tasks",
-}
-
 _kinds: dict[str, Kind] = {}
 _object_kinds: dict[str, Kind] = {}
 _kinds_lock = threading.Lock()
+# Adopting kinds by the qualified names of the types they adopt, and the
+# answer for each type seen so far (None: no kind adopts it).
+_adopters: dict[str, Kind] = {}
+_adopted_types: dict[type, Kind | None] = {}
+# The module that registered each kind (by id), so that another process (the
+# reaper, the sweep) can import it to find the kind again.
+_origins: dict[int, tuple[Kind, str]] = {}
 
 
 def _names_of(kind: Kind) -> tuple[str, ...]:
@@ -331,6 +327,13 @@ def register_kind(kind: Kind, *, replace: bool = False) -> Kind:
                     )
         for name in names:
             _kinds[name] = kind
+        origin = sys._getframe(1).f_globals.get("__name__")
+        if isinstance(origin, str) and origin != "__main__":
+            _origins[id(kind)] = (kind, origin)
+        if isinstance(kind, Adopts):
+            for type_name in kind.adopts:
+                _adopters[type_name] = kind
+            _adopted_types.clear()
     return kind
 
 
@@ -344,6 +347,9 @@ def unregister_kind(kind: Kind) -> None:
         for name in _names_of(kind):
             if _kinds.get(name) is kind:
                 del _kinds[name]
+        for type_name in [t for t, k in _adopters.items() if k is kind]:
+            del _adopters[type_name]
+        _adopted_types.clear()
 
 
 def get_kind(name: str | Kind) -> Kind:
@@ -363,11 +369,7 @@ def get_kind(name: str | Kind) -> Kind:
     kind = _kinds.get(key)
     if kind is not None:
         return kind
-    module = _BUILTIN_MODULES.get(key)
-    if module is not None:
-        importlib.import_module(module)
-    else:
-        _load_backends()
+    _discovery.load_all()
     kind = _kinds.get(key)
     if kind is not None:
         return kind
@@ -386,81 +388,13 @@ def describe(resource: Resource) -> str:
 
 def kind_names() -> tuple[str, ...]:
     """
-    Return the canonical names of the registered and built-in kinds.
+    Return the canonical names of the registered kinds, those of installed
+    backends included.
 
     .. versionadded:: 0.1.0
     """
-    names = {kind.name for kind in _kinds.values()}
-    names.update(_BUILTIN_MODULES)
-    return tuple(sorted(names))
-
-
-_ENTRY_POINTS: Final = "cleanroom.kinds"
-_loaded_entry_points: list[bool] = []
-_adopters: dict[type, Any] = {}
-
-
-def _load_backends() -> None:
-    """Import the modules of the ``cleanroom.kinds`` entry points, once."""
-    if _loaded_entry_points:
-        return
-    # Backend modules register their kinds on import; they import their
-    # client libraries only when used, so loading them is cheap.
-    for module in kind_modules().values():
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            continue
-    _loaded_entry_points.append(True)
-
-
-def kind_modules() -> dict[str, str]:
-    """Return the backend modules of the ``cleanroom.kinds`` entry points, by name."""
-    from importlib.metadata import entry_points
-
-    return {point.name: point.value for point in entry_points(group=_ENTRY_POINTS)}
-
-
-def family_of(name: str) -> Callable[[Any], Any] | None:
-    """Return the ``family(scope)`` function of the backend named *name*, if any."""
-    module = kind_modules().get(name)
-    if module is None:
-        return None
-    factory = getattr(importlib.import_module(module), "family", None)
-    return factory if callable(factory) else None
-
-
-def adopt(scope: Any, obj: object, name: str | None) -> bool:
-    """
-    Let the kind that adopts *obj*'s type track it in *scope*; tell whether
-    one did.
-    """
-    found = adopter(obj)
-    if found is None:
-        return False
-    resource = found.adopt(scope, obj, name=name)
-    # The object is a handle of its resource for keep, release and forget.
-    scope._handles[id(obj)] = scope._handles[resource]
-    return True
-
-
-def adopter(obj: object) -> Any:
-    """
-    Return the kind that adopts objects of *obj*'s type (its ``adopts`` names
-    a class along the type's MRO), or ``None``.
-    """
-    cls = type(obj)
-    if cls in _adopters:
-        return _adopters[cls]
-    _load_backends()
-    names = {f"{base.__module__}.{base.__qualname__}" for base in cls.__mro__}
-    found = None
-    for kind in {id(kind): kind for kind in _kinds.values()}.values():
-        if names & set(getattr(kind, "adopts", ())):
-            found = kind
-            break
-    _adopters[cls] = found
-    return found
+    _discovery.load_all()
+    return tuple(sorted({kind.name for kind in _kinds.values()}))
 
 
 def object_kind(name: str | Kind) -> Kind:
@@ -472,9 +406,9 @@ def object_kind(name: str | Kind) -> Kind:
     kind = _kinds.get(name) or _object_kinds.get(name)
     if kind is not None:
         return kind
+    with contextlib.suppress(UnknownKindError):
+        return get_kind(name)
     key = name.strip().lower()
-    if key in _BUILTIN_MODULES:
-        return get_kind(key)
     if not key:
         raise PolicyError("a kind name must not be empty")
     with _kinds_lock:
@@ -482,3 +416,32 @@ def object_kind(name: str | Kind) -> Kind:
 
 
 register_kind(OBJECT)
+
+
+def adopter(obj: object) -> Kind | None:
+    """
+    Return the kind that adopts objects of *obj*'s type (see
+    :class:`~cleanroom.Adopts`), or ``None``.
+    """
+    cls = type(obj)
+    try:
+        return _adopted_types[cls]
+    except KeyError:
+        pass
+    _discovery.load_all()
+    found = None
+    for base in cls.__mro__:
+        found = _adopters.get(f"{base.__module__}.{base.__qualname__}")
+        if found is not None:
+            break
+    _adopted_types[cls] = found
+    return found
+
+
+def kind_origin(kind: Kind) -> str | None:
+    """
+    Return the module whose import registers *kind* (where :func:`register_kind`
+    was called), or ``None`` when that was ``__main__`` or is unknown.
+    """
+    found = _origins.get(id(kind))
+    return found[1] if found is not None and found[0] is kind else None

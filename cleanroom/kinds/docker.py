@@ -20,28 +20,25 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Self
 
 import anyio.to_thread
 import attrs
 
-from cleanroom._core._resource import (
-    BaseKind,
-    Disposition,
-    Resource,
-    State,
-    register_kind,
-)
-from cleanroom._core._session import current_owner, hostname, pid_alive
+from cleanroom._core._capabilities import Owned
+from cleanroom._core._ownership import Ownership, label_key, ownership_labels
+from cleanroom._core._resource import BaseKind, Resource, register_kind
+from cleanroom._core._session import current_owner, pid_alive
 from cleanroom.exceptions import (
-    BackendUnavailable,
+    BackendUnavailableError,
     CleanroomError,
     NameConflictError,
 )
@@ -52,12 +49,12 @@ if TYPE_CHECKING:
     from docker.models.networks import Network
     from docker.models.volumes import Volume
 
+    from cleanroom._core._creation import Creation
     from cleanroom._core._scope import Scope
 
 __all__ = [
     "CONTAINERS",
     "IMAGES",
-    "LABEL_PREFIX",
     "NETWORKS",
     "POOL_SIZE",
     "VOLUMES",
@@ -66,170 +63,31 @@ __all__ = [
     "DockerKind",
     "ImageKind",
     "NetworkKind",
-    "Owned",
-    "Ownership",
     "VolumeKind",
     "Watch",
     "client",
     "family",
-    "ownership_labels",
-    "probe",
     "roundtrip",
 ]
 
 _log = logging.getLogger("cleanroom.docker")
-
-#: The prefix of the labels cleanroom puts on what it creates.
-LABEL_PREFIX: Final = "dev.cleanroom."
 
 #: How many HTTP connections each docker-py client keeps, at least a policy's
 #: default ``concurrency`` (100), so that parallel teardown never waits for a
 #: connection nor logs "Connection pool is full".
 POOL_SIZE: Final = 100
 
-_SESSION: Final = LABEL_PREFIX + "session"
-_SCOPE: Final = LABEL_PREFIX + "scope"
-_HOST: Final = LABEL_PREFIX + "host"
-_PID: Final = LABEL_PREFIX + "pid"
-_START: Final = LABEL_PREFIX + "start-time"
-_CREATED: Final = LABEL_PREFIX + "created"
-_TOKEN: Final = LABEL_PREFIX + "token"
+#: The label that every object cleanroom made carries (with the session's id).
+_SESSION: Final = label_key("session")
+#: A random value per object, journaled with its name before the object
+#: exists: an object found by that name is ours only if it carries the token.
+_TOKEN: Final = label_key("token")
 
 #: Seconds to wait for the engine to confirm a removal, or for a volume or
 #: network to be released by containers that are being removed.
 _WAIT: Final = 30.0
 #: Attempts at creating a container whose name a dead session's container held.
 _CONFLICT_ATTEMPTS: Final = 3
-
-
-# -- the seam: ownership labels and creation ---------------------------------------
-
-
-@attrs.frozen
-class Ownership:
-    """
-    Who created a labelled Docker object: read from its labels.
-
-    Attributes:
-        session: The id of the cleanroom session that created it.
-        scope: The name of the scope that created it.
-        host: The host of the owner process.
-        pid: The owner process's id.
-        start_time: When the owner process started (clock ticks since boot).
-        created: When the object was created, as a Unix timestamp.
-
-    .. versionadded:: 0.2.0
-    """
-
-    session: str
-    scope: str
-    host: str
-    pid: int
-    start_time: int | None
-    created: float
-
-    @classmethod
-    def from_labels(cls, labels: Mapping[str, str] | None) -> Ownership | None:
-        """
-        Return the ownership that *labels* record, or ``None`` when they are
-        not cleanroom's.
-        """
-        if not labels or _SESSION not in labels:
-            return None
-        try:
-            start = int(labels.get(_START) or 0) or None
-            return cls(
-                session=labels[_SESSION],
-                scope=labels.get(_SCOPE, ""),
-                host=labels.get(_HOST, ""),
-                pid=int(labels.get(_PID) or 0),
-                start_time=start,
-                created=float(labels.get(_CREATED) or 0.0),
-            )
-        except ValueError:
-            return None
-
-    def alive(self) -> bool:
-        """
-        Tell whether the owner process still runs.
-
-        On this host the pid must run with the recorded start time; an owner
-        on another host is taken as alive, since nothing here can tell.
-        """
-        if self.host != hostname():
-            return True
-        return pid_alive(self.pid, self.start_time)
-
-    def describe(self) -> str:
-        """Say who the owner is, for messages."""
-        return (
-            f"cleanroom session {self.session} (pid {self.pid} on {self.host}, "
-            f"scope {self.scope!r})"
-        )
-
-
-def ownership_labels(scope: Scope) -> dict[str, str]:
-    """
-    Return the labels that mark an object as created by *scope*'s process.
-
-    .. versionadded:: 0.2.0
-    """
-    owner = current_owner()
-    return {
-        _SESSION: owner.session,
-        _SCOPE: scope.name,
-        _HOST: owner.host,
-        _PID: str(owner.pid),
-        _START: str(owner.start_time or 0),
-        _CREATED: f"{time.time():.3f}",
-    }
-
-
-class _Creation:
-    """What :func:`_creating` yields: the facts learned while creating."""
-
-    def __init__(self, resource: Resource) -> None:
-        self.resource = resource
-        self.handles: list[object] = []
-
-    def update(self, **identity: Any) -> None:
-        self.resource = attrs.evolve(
-            self.resource, identity={**self.resource.identity, **identity}
-        )
-
-    def alias(self, obj: object) -> None:
-        self.handles.append(id(obj))
-
-
-@contextlib.contextmanager
-def _creating(
-    scope: Scope, kind: DockerKind, name: str, **identity: Any
-) -> Iterator[_Creation]:
-    """
-    Journal the intent to create *name*, let the body create it, then track it;
-    if the body fails, remove whatever it may have made.
-    """
-    creation = _Creation(scope._intent(kind, name, **identity))
-    try:
-        yield creation
-    except BaseException as exc:
-        try:
-            kind.delete(creation.resource, wait=False)
-        except Exception as cleanup_error:
-            exc.add_note(
-                f"removing the half-made {kind.describe(creation.resource)}"
-                f" failed: {cleanup_error!r}"
-            )
-        scope.registry._settled(
-            scope,
-            Disposition(
-                creation.resource,
-                State.FORGOTTEN,
-                reason=f"not created: {exc!r}",
-            ),
-        )
-        raise
-    scope._register(kind, creation.resource, keys=creation.handles)
 
 
 # -- clients -----------------------------------------------------------------------
@@ -315,17 +173,6 @@ def _hint_prefix(resource: Resource) -> str:
 # -- the kinds -----------------------------------------------------------------------
 
 
-class Owned(NamedTuple):
-    """
-    A labelled object found in the engine, and who owns it.
-
-    .. versionadded:: 0.2.0
-    """
-
-    resource: Resource
-    ownership: Ownership
-
-
 @attrs.define
 class DockerKind(BaseKind):
     """
@@ -347,7 +194,9 @@ class DockerKind(BaseKind):
         Track the docker-py object *obj* by its id, so that cleanup depends on
         the object in the engine, not on the Python object.
         """
-        return scope.track(self, name or obj.name, id=obj.id, **_engine_identity())
+        resource = scope.track(self, name or obj.name, id=obj.id, **_engine_identity())
+        scope.alias(resource, obj)
+        return resource
 
     def list_owned(self) -> Iterable[Owned]:
         """Return every object of this kind that carries cleanroom's labels."""
@@ -437,19 +286,20 @@ class ContainerKind(DockerKind):
         Describe the reachable Docker engine.
 
         Raises:
-            BackendUnavailable: When docker-py is missing or no engine answers.
+            BackendUnavailableError: When docker-py is missing or no engine
+                answers.
         """
         try:
             import docker.errors
         except ImportError:
-            raise BackendUnavailable(
+            raise BackendUnavailableError(
                 "the docker package is not installed (pip install cleanroom[docker])"
             ) from None
         try:
             engine = client()
             version = engine.version()
         except docker.errors.DockerException as exc:
-            raise BackendUnavailable(f"no Docker engine answers: {exc}") from None
+            raise BackendUnavailableError(f"no Docker engine answers: {exc}") from None
         return f"Docker {version.get('Version')} at {engine.api.base_url}"
 
     def roundtrip(self, scope: Scope) -> str:
@@ -584,7 +434,11 @@ class VolumeKind(DockerKind):
 
     def adopt(self, scope: Scope, obj: Any, *, name: str | None = None) -> Resource:
         """Track the docker-py volume *obj* by its name."""
-        return scope.track(self, name or obj.name, id=obj.name, **_engine_identity())
+        resource = scope.track(
+            self, name or obj.name, id=obj.name, **_engine_identity()
+        )
+        scope.alias(resource, obj)
+        return resource
 
     def delete(self, resource: Resource, *, wait: bool) -> None:  # noqa: ARG002
         """
@@ -655,9 +509,11 @@ class ImageKind(DockerKind):
     def adopt(self, scope: Scope, obj: Any, *, name: str | None = None) -> Resource:
         """Track the docker-py image *obj* by its first tag, else its id."""
         tags = list(obj.tags or ())
-        return scope.track(
+        resource = scope.track(
             self, name or (tags[0] if tags else obj.id), id=obj.id, **_engine_identity()
         )
+        scope.alias(resource, obj)
+        return resource
 
     def ref(self, resource: Resource) -> str:
         """Return the image's name when it has one, so only that tag goes."""
@@ -719,6 +575,25 @@ def _labelled(given: object, scope: Scope, token: str) -> dict[str, str]:
     return {**labels, **ownership_labels(scope), _TOKEN: token}
 
 
+@attrs.frozen
+class _Plan:
+    """
+    What is decided before creating: the name, docker-py's arguments (labels
+    included) and the identity journaled with the intent.
+    """
+
+    name: str
+    kwargs: dict[str, Any]
+    identity: dict[str, str]
+
+
+def _describe(ownership: Ownership) -> str:
+    return (
+        f"cleanroom session {ownership.session} (pid {ownership.pid} on "
+        f"{ownership.host}, scope {ownership.scope!r})"
+    )
+
+
 @attrs.define
 class DockerFamily:
     """
@@ -746,9 +621,6 @@ class DockerFamily:
         """The docker-py client used to create things."""
         return client(self.engine)
 
-    def _identity(self, token: str) -> dict[str, str]:
-        return {"token": token, **({"engine": self.engine} if self.engine else {})}
-
     # -- containers ------------------------------------------------------------------
 
     def run(
@@ -774,16 +646,9 @@ class DockerFamily:
             NameConflictError: When the name is held by a live session's
                 container or by one cleanroom did not create.
         """
-        if not kwargs.pop("detach", True):
-            raise TypeError(
-                "scope.docker.run() always detaches; detach=False is not supported"
-            )
-        for option in ("stdout", "stderr", "stream"):
-            # They only shape the logs returned by an attached run.
-            kwargs.pop(option, None)
-        if kwargs.pop("remove", False):
-            kwargs["auto_remove"] = True
-        return self._create(image, command, kwargs, start=True)
+        plan = self._plan(kwargs, run=True)
+        with self.scope.creating(CONTAINERS, plan.name, **plan.identity) as made:
+            return self._make_container(made, plan, image, command, start=True)
 
     def create(
         self, image: str, command: str | list[str] | None = None, **kwargs: Any
@@ -792,42 +657,69 @@ class DockerFamily:
         Create a container without starting it, like docker-py's
         ``containers.create``; see :meth:`run` for names and conflicts.
         """
-        return self._create(image, command, kwargs, start=False)
+        plan = self._plan(kwargs, run=False)
+        with self.scope.creating(CONTAINERS, plan.name, **plan.identity) as made:
+            return self._make_container(made, plan, image, command, start=False)
 
     async def arun(
         self, image: str, command: str | list[str] | None = None, **kwargs: Any
     ) -> Container:
-        """:meth:`run` from async code, in a worker thread."""
-        return await anyio.to_thread.run_sync(
-            lambda: self.run(image, command, **kwargs)
-        )
+        """:meth:`run` from async code: docker-py's calls run in a worker thread."""
+        plan = self._plan(kwargs, run=True)
+        async with self.scope.acreating(CONTAINERS, plan.name, **plan.identity) as made:
+            make = functools.partial(
+                self._make_container, made, plan, image, command, start=True
+            )
+            return await anyio.to_thread.run_sync(make)
 
     async def acreate(
         self, image: str, command: str | list[str] | None = None, **kwargs: Any
     ) -> Container:
-        """:meth:`create` from async code, in a worker thread."""
-        return await anyio.to_thread.run_sync(
-            lambda: self.create(image, command, **kwargs)
-        )
+        """:meth:`create` from async code: docker-py's calls run in a worker thread."""
+        plan = self._plan(kwargs, run=False)
+        async with self.scope.acreating(CONTAINERS, plan.name, **plan.identity) as made:
+            make = functools.partial(
+                self._make_container, made, plan, image, command, start=False
+            )
+            return await anyio.to_thread.run_sync(make)
 
-    def _create(
+    def _plan(
+        self, kwargs: dict[str, Any], *, run: bool, name: str | None = None
+    ) -> _Plan:
+        """Name, label and journal identity of a thing about to be created."""
+        kwargs = dict(kwargs)
+        if run:
+            if not kwargs.pop("detach", True):
+                raise TypeError(
+                    "scope.docker.run() always detaches; detach=False is not supported"
+                )
+            for option in ("stdout", "stderr", "stream"):
+                # They only shape the logs returned by an attached run.
+                kwargs.pop(option, None)
+            if kwargs.pop("remove", False):
+                kwargs["auto_remove"] = True
+        if name is None:
+            name = kwargs.pop("name", None) or _new_name()
+        token = uuid.uuid4().hex
+        kwargs["labels"] = _labelled(kwargs.get("labels"), self.scope, token)
+        identity = {"token": token, **({"engine": self.engine} if self.engine else {})}
+        return _Plan(name, kwargs, identity)
+
+    def _make_container(
         self,
+        made: Creation,
+        plan: _Plan,
         image: str,
         command: str | list[str] | None,
-        kwargs: dict[str, Any],
         *,
         start: bool,
     ) -> Container:
-        name = kwargs.pop("name", None) or _new_name()
-        token = uuid.uuid4().hex
-        kwargs["labels"] = _labelled(kwargs.get("labels"), self.scope, token)
-        with _creating(self.scope, CONTAINERS, name, **self._identity(token)) as made:
-            container = self._create_freeing_name(image, command, name, kwargs)
-            made.update(id=container.id)
-            made.alias(container)
-            if start:
-                container.start()
-                container.reload()
+        container = self._create_freeing_name(image, command, plan.name, plan.kwargs)
+        made.update(id=container.id)
+        made.alias(container)
+        if start:
+            container.start()
+            container.reload()
         return container
 
     def _create_freeing_name(
@@ -839,7 +731,8 @@ class DockerFamily:
             try:
                 return containers.create(image, command, name=name, **kwargs)
             except errors.APIError as exc:
-                if _status(exc) != 409 or isinstance(exc, errors.ImageNotFound):  # noqa: PLR2004
+                conflict = _status(exc) == 409  # noqa: PLR2004
+                if not conflict or isinstance(exc, errors.ImageNotFound):
                     raise
                 self._free_name(name)
         raise NameConflictError(
@@ -870,18 +763,21 @@ class DockerFamily:
                 " which cleanroom did not create, so it is left alone; remove it "
                 f"with '{prefix} rm -f {holder[:12]}' or choose another name"
             )
-        if ownership.alive():
+        owner = _describe(ownership)
+        alive = ownership.alive()
+        if alive is not False:
+            state = "live" if alive else "(on another host, so maybe live)"
             raise NameConflictError(
                 f"container name {name!r} is taken by container {holder[:12]} of "
-                f"the live {ownership.describe()}, so it is left alone; choose "
-                "another name, or end that session first"
+                f"the {state} {owner}, so it is left alone; choose another "
+                "name, or end that session first"
             )
         _log.warning(
             "removing container %s, which holds the name %r for the %s, whose "
             "owner is gone",
             holder[:12],
             name,
-            ownership.describe(),
+            owner,
         )
         with contextlib.suppress(errors.NotFound):
             api.remove_container(holder, force=True, v=True)
@@ -896,13 +792,9 @@ class DockerFamily:
         It is removed after the containers created later in the scope;
         cleanroom's containers still attached to it are disconnected first.
         """
-        token = uuid.uuid4().hex
-        kwargs["labels"] = _labelled(kwargs.get("labels"), self.scope, token)
-        with _creating(self.scope, NETWORKS, name, **self._identity(token)) as made:
-            network = self.client.networks.create(name, **kwargs)
-            made.update(id=network.id)
-            made.alias(network)
-        return network
+        plan = self._plan(kwargs, run=False, name=name)
+        with self.scope.creating(NETWORKS, plan.name, **plan.identity) as made:
+            return self._make_network(made, plan)
 
     def volume(self, name: str | None = None, **kwargs: Any) -> Volume:
         """
@@ -916,22 +808,35 @@ class DockerFamily:
             name: The volume's name; by default ``cleanroom-<random>``.
             kwargs: docker-py's keyword arguments for ``volumes.create``.
         """
-        name = name or _new_name()
-        token = uuid.uuid4().hex
-        kwargs["labels"] = _labelled(kwargs.get("labels"), self.scope, token)
-        with _creating(self.scope, VOLUMES, name, **self._identity(token)) as made:
-            volume = self.client.volumes.create(name, **kwargs)
-            made.update(id=volume.name)
-            made.alias(volume)
-        return volume
+        plan = self._plan(kwargs, run=False, name=name or _new_name())
+        with self.scope.creating(VOLUMES, plan.name, **plan.identity) as made:
+            return self._make_volume(made, plan)
 
     async def anetwork(self, name: str, **kwargs: Any) -> Network:
-        """:meth:`network` from async code, in a worker thread."""
-        return await anyio.to_thread.run_sync(lambda: self.network(name, **kwargs))
+        """:meth:`network` from async code: docker-py runs in a worker thread."""
+        plan = self._plan(kwargs, run=False, name=name)
+        async with self.scope.acreating(NETWORKS, plan.name, **plan.identity) as made:
+            make = functools.partial(self._make_network, made, plan)
+            return await anyio.to_thread.run_sync(make)
 
     async def avolume(self, name: str | None = None, **kwargs: Any) -> Volume:
-        """:meth:`volume` from async code, in a worker thread."""
-        return await anyio.to_thread.run_sync(lambda: self.volume(name, **kwargs))
+        """:meth:`volume` from async code: docker-py runs in a worker thread."""
+        plan = self._plan(kwargs, run=False, name=name or _new_name())
+        async with self.scope.acreating(VOLUMES, plan.name, **plan.identity) as made:
+            make = functools.partial(self._make_volume, made, plan)
+            return await anyio.to_thread.run_sync(make)
+
+    def _make_network(self, made: Creation, plan: _Plan) -> Network:
+        network = self.client.networks.create(plan.name, **plan.kwargs)
+        made.update(id=network.id)
+        made.alias(network)
+        return network
+
+    def _make_volume(self, made: Creation, plan: _Plan) -> Volume:
+        volume = self.client.volumes.create(plan.name, **plan.kwargs)
+        made.update(id=volume.name)
+        made.alias(volume)
+        return volume
 
     # -- watching ------------------------------------------------------------------
 
@@ -1119,18 +1024,10 @@ def family(scope: Scope) -> DockerFamily:
 # -- cleanroom check ---------------------------------------------------------------
 
 
-def probe() -> str:
-    """
-    Describe the reachable Docker engine; see :meth:`ContainerKind.probe`.
-
-    .. versionadded:: 0.2.0
-    """
-    return CONTAINERS.probe()
-
-
 def roundtrip(scope: Scope) -> str:
     """
-    Create and remove one container in *scope*; see :meth:`ContainerKind.roundtrip`.
+    Create and remove one container in *scope*, for ``cleanroom check``; see
+    :meth:`ContainerKind.roundtrip`.
 
     .. versionadded:: 0.2.0
     """

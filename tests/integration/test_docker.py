@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import cleanroom
-from cleanroom import Level, Scope, managed_resources
+from cleanroom import Level, Ownership, Scope, managed_resources
 from cleanroom._core._session import current_owner
 from cleanroom.exceptions import CleanupError, NameConflictError
 from cleanroom.kinds import docker as docker_kind
@@ -83,15 +83,16 @@ class TestCreate:
         with managed_resources("labels") as scope:
             container = scope.docker.run(IMAGE, SLEEP, **OFFLINE)
             info = engine.api.inspect_container(container.id)
-            labels = info["Config"]["Labels"]
             assert info["State"]["Running"]
+            ownership = Ownership.from_labels(info["Config"]["Labels"])
+            assert ownership is not None
             owner = current_owner()
-            prefix = docker_kind.LABEL_PREFIX
-            assert labels[prefix + "session"] == owner.session
-            assert labels[prefix + "scope"] == "labels"
-            assert labels[prefix + "pid"] == str(os.getpid())
-            assert labels[prefix + "host"] == owner.host
-            assert float(labels[prefix + "created"]) <= time.time()
+            assert ownership.session == owner.session
+            assert ownership.scope == "labels"
+            assert ownership.pid == os.getpid()
+            assert ownership.host == owner.host
+            assert ownership.start_time == owner.start_time
+            assert ownership.created <= time.time()
             assert container.name.startswith("cleanroom-")
         assert not container_exists(engine, container.id)
 
@@ -643,7 +644,7 @@ class TestXdist:
 class TestCheck:
     def test_probe(self) -> None:
         """probe() names the engine's version."""
-        assert docker_kind.probe().startswith("Docker ")
+        assert docker_kind.CONTAINERS.probe().startswith("Docker ")
 
     def test_roundtrip(self, engine: Any) -> None:
         """roundtrip() creates a container and removes it."""
