@@ -165,6 +165,17 @@ def _wait_until(done: Callable[[], bool], what: str, timeout: float = _WAIT) -> 
         delay = min(delay * 2, 0.5)
 
 
+def _refused(exc: BaseException) -> bool:
+    """
+    Tell whether a create failed because the engine refused it (so nothing was
+    made), rather than because the answer was lost (so something may exist).
+    """
+    if isinstance(exc, NameConflictError):
+        return True
+    status = _status(exc)
+    return status is not None and 400 <= status < 500  # noqa: PLR2004
+
+
 def _hint_prefix(resource: Resource) -> str:
     engine = resource.identity.get("engine")
     return f"docker -H {engine}" if engine else "docker"
@@ -714,7 +725,15 @@ class DockerFamily:
         *,
         start: bool,
     ) -> Container:
-        container = self._create_freeing_name(image, command, plan.name, plan.kwargs)
+        try:
+            container = self._create_freeing_name(
+                image, command, plan.name, plan.kwargs
+            )
+        except Exception as exc:
+            if _refused(exc):
+                # The engine said no: nothing exists to be deleted.
+                made.abandon(f"the engine refused it: {exc}")
+            raise
         made.update(id=container.id)
         made.alias(container)
         if start:
@@ -827,13 +846,23 @@ class DockerFamily:
             return await anyio.to_thread.run_sync(make)
 
     def _make_network(self, made: Creation, plan: _Plan) -> Network:
-        network = self.client.networks.create(plan.name, **plan.kwargs)
+        try:
+            network = self.client.networks.create(plan.name, **plan.kwargs)
+        except Exception as exc:
+            if _refused(exc):
+                made.abandon(f"the engine refused it: {exc}")
+            raise
         made.update(id=network.id)
         made.alias(network)
         return network
 
     def _make_volume(self, made: Creation, plan: _Plan) -> Volume:
-        volume = self.client.volumes.create(plan.name, **plan.kwargs)
+        try:
+            volume = self.client.volumes.create(plan.name, **plan.kwargs)
+        except Exception as exc:
+            if _refused(exc):
+                made.abandon(f"the engine refused it: {exc}")
+            raise
         made.update(id=volume.name)
         made.alias(volume)
         return volume
