@@ -18,8 +18,6 @@ importing this module: install it with ``pip install cleanroom[docker]``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from cleanroom._core._resource import register_kind
 
 from ._docker._client import POOL_SIZE, client
@@ -37,9 +35,6 @@ from ._docker._kinds import (
 )
 from ._docker._watch import Watch
 
-if TYPE_CHECKING:
-    from cleanroom._core._scope import Scope
-
 __all__ = [
     "CONTAINERS",
     "IMAGES",
@@ -55,18 +50,7 @@ __all__ = [
     "Watch",
     "client",
     "family",
-    "roundtrip",
 ]
-
-
-def roundtrip(scope: Scope) -> str:
-    """
-    Create and remove one container in *scope*, for ``cleanroom check``; see
-    :meth:`ContainerKind.roundtrip`.
-
-    .. versionadded:: 0.2.0
-    """
-    return CONTAINERS.roundtrip(scope)
 
 
 # Registered here, so that the journal names this module as the one whose

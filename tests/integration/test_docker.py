@@ -578,11 +578,6 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 
 class TestSweep:
-    @pytest.mark.xfail(
-        reason="cleanroom sweep reads the kinds' list_owned() once the kind-author "
-        "seam (issue 7) lands; until then it sweeps journal rows only",
-        strict=True,
-    )
     def test_sweep_by_labels_among_foreign_containers(
         self, engine: Any, foreign: Any, unique: Any, tmp_path: Path
     ) -> None:
@@ -650,7 +645,7 @@ class TestCheck:
         """roundtrip() creates a container and removes it."""
         before = {c.id for c in engine.containers.list(all=True)}
         with Scope("check") as scope:
-            line = docker_kind.roundtrip(scope)
+            line = docker_kind.CONTAINERS.roundtrip(scope)
         assert line.startswith("created container ")
         assert {c.id for c in engine.containers.list(all=True)} == before
 
