@@ -25,6 +25,7 @@ from ._client import (
     client,
     docker_errors,
     engine_identity,
+    engine_of,
     hint_prefix,
     status_of,
     wait_until,
@@ -156,7 +157,12 @@ class ContainerKind(DockerKind):
             version = engine.version()
         except docker.errors.DockerException as exc:
             raise BackendUnavailableError(f"no Docker engine answers: {exc}") from None
-        return f"Docker {version.get('Version')} at {engine.api.base_url}"
+        import docker.constants
+
+        where = engine_of() or docker.constants.DEFAULT_UNIX_SOCKET.removeprefix(
+            "http+"
+        )
+        return f"Docker {version.get('Version')} at {where}"
 
     def roundtrip(self, scope: Scope) -> str:
         """
