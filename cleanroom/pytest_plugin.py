@@ -34,7 +34,7 @@ import os
 import signal
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
@@ -45,6 +45,9 @@ from ._core._resource import Disposition, describe
 from ._core._scope import Scope
 from ._core._session import new_id
 from .exceptions import PolicyError, Terminated
+
+if TYPE_CHECKING:
+    from ._crash._sweep import Retention
 
 #: Settings the ``cleanroom`` marker accepts: the policy's, the seed's
 #: ``cleanup_level`` (another name for ``level``) and ``check_leaks``.
@@ -126,6 +129,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="do not remove the orphaned resources of dead sessions at start",
     )
     group.addoption(
+        "--cleanroom-retention-count",
+        dest="cleanroom_retention_count",
+        metavar="N",
+        default=None,
+        help="keep what failed tests (or a level) kept for the last N sessions "
+        "before a sweep removes it (default 3; 'none': no limit by count)",
+    )
+    group.addoption(
+        "--cleanroom-retention-age",
+        dest="cleanroom_retention_age",
+        metavar="DURATION",
+        default=None,
+        help="remove kept resources older than DURATION (90s, 15m, 2h, 7d) "
+        "whatever the count (default: none)",
+    )
+    group.addoption(
         "--cleanroom-journal",
         dest="cleanroom_journal",
         metavar="PATH",
@@ -138,6 +157,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "cleanroom_journal",
         "cleanroom: the journal of created resources, relative to the ini file",
+        default="",
+    )
+    parser.addini(
+        "cleanroom_retention_count",
+        "cleanroom: how many sessions' kept resources stay (default 3, or none)",
+        default="",
+    )
+    parser.addini(
+        "cleanroom_retention_age",
+        "cleanroom: how long kept resources stay at most (a duration, or none)",
         default="",
     )
     parser.addini(
@@ -156,6 +185,24 @@ def _option_settings(config: pytest.Config) -> dict[str, Any]:
     if force is False:
         settings["on_failure"] = "keep"
     return settings
+
+
+def _retention(config: pytest.Config) -> Retention:
+    """The retention of kept resources: options, environment, ini, pyproject."""
+    from ._crash._sweep import Retention
+
+    ini = {
+        name: str(config.getini(f"cleanroom_retention_{name}")).strip() or None
+        for name in ("count", "age")
+    }
+    try:
+        return Retention.resolve(
+            count=config.getoption("cleanroom_retention_count"),
+            age=config.getoption("cleanroom_retention_age"),
+            config=ini,
+        )
+    except ValueError as exc:
+        raise pytest.UsageError(f"cleanroom: {exc}") from None
 
 
 def _ini_settings(config: pytest.Config) -> dict[str, Any]:
@@ -281,6 +328,8 @@ class _Plugin:
         self._marked: dict[int, bool] = {}
         self.interrupt: BaseException | None = None
         self.remote: list[dict[str, Any]] = []
+        #: What the sweep at the start of the run removed.
+        self.swept: list[dict[str, Any]] = []
         self._environ: dict[str, str | None] = {}
         self._registry_before: tuple[dict[str, Any], dict[str, Any]] | None = None
         self._own_signals = False
@@ -451,11 +500,7 @@ class _Plugin:
             "cleanroom_sweep"
         ):
             return
-        swept = _sweep_at_start()
-        if swept:
-            self._write(
-                f"cleanroom: swept {swept} orphaned resource{'s' if swept != 1 else ''}"
-            )
+        self.swept = _sweep_at_start(_retention(config))
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """
@@ -577,6 +622,7 @@ class _Plugin:
     def summary(self) -> dict[str, Any]:
         """The local summary with those of xdist's workers added."""
         total = self.local_summary()
+        total["swept"] = list(self.swept)
         for remote in self.remote:
             for key in ("cleaned", "collected", "forgotten"):
                 total[key] += int(remote.get(key, 0))
@@ -585,14 +631,44 @@ class _Plugin:
         return total
 
 
-def _sweep_at_start() -> int:
-    """Remove the orphaned resources of dead sessions; return how many."""
+def _sweep_at_start(retention: Retention) -> list[dict[str, Any]]:
+    """
+    Remove what ended sessions left: orphans, and kept resources past their
+    retention; return what was removed, for the summary.
+    """
     from ._crash import _sweep
 
     try:
-        return int(_sweep.session_start_sweep())
+        report = _sweep.session_start_sweep(
+            os.environ.get(_ENV_SESSION) or None, retention
+        )
     except Exception:  # it promises not to raise; a sweep must never stop a run
-        return 0
+        return []
+    if report is None:
+        return []
+    return [
+        {
+            "what": result.description,
+            "reason": result.reason or "",
+            "session": result.session or "",
+        }
+        for result in report.results
+        if result.action == "removed"
+    ]
+
+
+def _swept_line(swept: Sequence[Mapping[str, Any]]) -> str:
+    """Say how many resources of earlier sessions the start-of-run sweep removed."""
+    kept = sum(1 for entry in swept if entry["reason"].startswith("kept"))
+    parts = []
+    if len(swept) - kept:
+        parts.append(f"{len(swept) - kept} orphaned")
+    if kept:
+        parts.append(f"{kept} kept past their retention")
+    plural = "s" if len(swept) != 1 else ""
+    return (
+        f"swept {len(swept)} resource{plural} of earlier sessions ({', '.join(parts)})"
+    )
 
 
 def _write_summary(
@@ -602,10 +678,21 @@ def _write_summary(
 ) -> None:
     verbose = verbosity > 0
     kept, failed = summary["kept"], summary["failed"]
-    if not (kept or failed or (verbose and _anything(summary))):
+    swept = summary.get("swept", [])
+    if not (kept or failed or swept or (verbose and _anything(summary))):
         return
     write = terminalreporter.write_line
     terminalreporter.section("cleanroom")
+    if swept:
+        write(f"{_swept_line(swept)}:")
+        shown_swept = None if verbose else SUMMARY_LINES
+        for entry in swept[:shown_swept]:
+            write(
+                f"    {entry['what']} of session {entry['session'][:12]}: "
+                f"{entry['reason']}"
+            )
+        if shown_swept is not None and len(swept) > shown_swept:
+            write(f"    ... and {len(swept) - shown_swept} more (-v lists them all)")
     counts = [
         f"{summary['cleaned']} cleaned",
         f"{len(kept)} kept",
@@ -614,7 +701,8 @@ def _write_summary(
     if verbose:
         counts.append(f"{summary['collected']} collected before their scope closed")
         counts.append(f"{summary['forgotten']} forgotten")
-    write(", ".join(counts))
+    if kept or failed or verbose:
+        write(", ".join(counts))
     shown = None if verbose else SUMMARY_LINES
     _write_entries(write, kept, "kept", "kept", shown, verbose=verbose)
     _write_entries(

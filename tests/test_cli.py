@@ -9,6 +9,7 @@ import os
 import pty
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -232,7 +233,7 @@ class TestCheck:
     def test_orphans_counted(self, populated: Path) -> None:
         """check says how many orphans a sweep would remove."""
         result = cleanroom("check", journal=populated)
-        assert "orphans: 3 would be removed" in result.stdout
+        assert "orphans: 2 would be removed" in result.stdout
 
     def test_journal_off(self) -> None:
         """check works with journaling off, and says so."""
@@ -342,18 +343,94 @@ class TestList:
         assert not path.exists()
 
 
+def foreign_database(path: Path) -> bytes:
+    """Make *path* another program's sqlite file; return its bytes."""
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (text TEXT)")
+    conn.execute("INSERT INTO notes VALUES ('mine')")
+    conn.commit()
+    conn.close()
+    return path.read_bytes()
+
+
+class TestUnusableJournal:
+    @pytest.mark.parametrize(
+        "args", [["list"], ["sweep", "--dry-run"], ["sweep", "--yes"]]
+    )
+    def test_foreign_file_refused_never_moved(
+        self, journal: Path, args: list[str]
+    ) -> None:
+        """Another program's sqlite file is refused by every command, never moved."""
+        before = foreign_database(journal)
+        result = cleanroom(*args, journal=journal)
+        assert result.returncode == 1
+        assert "is not a cleanroom journal" in result.stderr
+        assert "another program" in result.stderr
+        assert journal.read_bytes() == before
+        assert [p.name for p in journal.parent.iterdir()] == [journal.name]
+
+    def test_damaged_journal_moved_only_by_writers(
+        self, journal: Path, tmp_path: Path
+    ) -> None:
+        """Reading commands report a damaged journal; a sweep sets it aside."""
+        Journal(journal).close()
+        conn = sqlite3.connect(journal)
+        conn.execute("ALTER TABLE resources DROP COLUMN attempts")
+        conn.close()
+        for args in (["list"], ["sweep", "--dry-run"]):
+            result = cleanroom(*args, journal=journal)
+            assert result.returncode == 1
+            assert "is damaged" in result.stderr
+            assert [p.name for p in tmp_path.iterdir()] == [journal.name]
+        assert cleanroom("sweep", "--yes", journal=journal).returncode == 0
+        assert list(tmp_path.glob("journal.sqlite3.corrupt-*"))
+
+    def test_directory_or_unwritable(self, tmp_path: Path) -> None:
+        """list fails when the journal is a directory or could never be created."""
+        folder = tmp_path / "folder"
+        folder.mkdir()
+        result = cleanroom("list", journal=folder)
+        assert result.returncode == 1
+        assert f"cannot open the journal {folder}" in result.stderr
+        blocker = tmp_path / "file"
+        blocker.write_text("")
+        below = blocker / "journal.sqlite3"
+        result = cleanroom("list", journal=below)
+        assert result.returncode == 1
+        assert f"{blocker} is not a directory" in result.stderr
+
+    def test_unknown_session_listed(self, populated: Path) -> None:
+        """list --session with an id that no session has says so."""
+        result = cleanroom("list", "--session", "zzz", journal=populated)
+        assert result.returncode == 1
+        assert "no session 'zzz' in the journal" in result.stderr
+
+
 class TestSweepCommand:
     def test_dry_run_then_sweep(self, populated: Path, folder: Path) -> None:
         """--dry-run shows the orphans; a sweep removes them and no more."""
         preview = cleanroom("sweep", "--dry-run", journal=populated)
         assert preview.returncode == 0
         assert "would remove  marker 'leaked-one'" in preview.stdout
-        assert "3 orphans would be removed" in preview.stdout
+        assert "2 orphans would be removed" in preview.stdout
         assert len(list(folder.iterdir())) == 4
         result = cleanroom("sweep", journal=populated)
         assert result.returncode == 0, result.stderr
-        assert "removed 3 orphans" in result.stdout
+        assert "removed 2 orphans" in result.stdout
+        assert sorted(p.name for p in folder.iterdir()) == ["kept-one", "live-one"]
+
+    def test_kept_on_demand(self, populated: Path, folder: Path) -> None:
+        """Kept resources stay for their retention; --kept removes them now."""
+        assert cleanroom("sweep", journal=populated).returncode == 0
+        assert (folder / "kept-one").exists()
+        result = cleanroom("sweep", "--kept", journal=populated)
+        assert result.returncode == 0, result.stderr
+        assert "removed       marker 'kept-one'" in result.stdout
+        assert "kept; removed on demand" in result.stdout
         assert sorted(p.name for p in folder.iterdir()) == ["live-one"]
+        both = cleanroom("sweep", "--kept", "--keep-kept", journal=populated)
+        assert both.returncode == 2
+        assert "--kept and --keep-kept" in both.stderr
 
     def test_json_and_filters(self, populated: Path, folder: Path) -> None:
         """--json reports results; --keep-kept and --kind narrow the sweep."""
@@ -437,6 +514,61 @@ class TestSweepCommand:
         missing = cleanroom("sweep", "--import", "no_such_module_here", journal=journal)
         assert missing.returncode == 2
         assert "no_such_module_here" in missing.stderr
+
+    def test_empty_prefix(self, journal: Path) -> None:
+        """An empty --prefix is a usage error, not a traceback."""
+        result = cleanroom(
+            "sweep", "--prefix", "", "--kind", "path", "--yes", journal=journal
+        )
+        assert result.returncode == 2
+        assert "--prefix: a prefix rule needs a non-empty prefix" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_unknown_kind(self, populated: Path) -> None:
+        """An unknown --kind is an error naming the known ones, journaled included."""
+        result = cleanroom("sweep", "--kind", "nope", journal=populated)
+        assert result.returncode == 2
+        assert "unknown kind 'nope'; known: " in result.stderr
+        for known in ("'marker'", "'path'", "'process'", "'tempdir'"):
+            assert known in result.stderr
+        alias = cleanroom("sweep", "--dry-run", "--kind", "markers", journal=populated)
+        assert alias.returncode == 0, alias.stderr
+
+    def test_unknown_session(self, populated: Path) -> None:
+        """A --session that names no session of the journal says so."""
+        result = cleanroom("sweep", "--session", "zzz", journal=populated)
+        assert result.returncode == 1
+        assert "no session 'zzz' in the journal" in result.stderr
+
+    def test_watch_named_by_what_goes(self, journal: Path, tmp_path: Path) -> None:
+        """A watch's sweep line names the new paths under its root, not the root."""
+        workspace = tmp_path / "workspace"
+        workspace.mkdir()
+        (workspace / "mine.txt").write_text("keep me")
+        script = tmp_path / "leave.py"
+        script.write_text(
+            "import os, signal, sys\n"
+            "from cleanroom import Scope\n"
+            "scope = Scope('leave')\n"
+            "scope.watch(sys.argv[1])\n"
+            "open(os.path.join(sys.argv[1], 'new.txt'), 'w').close()\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n"
+        )
+        subprocess.run(
+            [sys.executable, str(script), str(workspace)],
+            env={
+                **os.environ,
+                "CLEANROOM_JOURNAL": str(journal),
+                "CLEANROOM_REAPER": "off",
+            },
+            check=False,
+            timeout=60,
+        )
+        preview = cleanroom("sweep", "--dry-run", journal=journal)
+        assert f"would remove  new paths under '{workspace}'" in preview.stdout
+        result = cleanroom("sweep", journal=journal)
+        assert f"removed       new paths under '{workspace}'" in result.stdout
+        assert [p.name for p in workspace.iterdir()] == ["mine.txt"]
 
     def test_failure_exit_status(self, journal: Path, folder: Path) -> None:
         """A removal that fails makes sweep exit 1 and say why."""
@@ -527,6 +659,8 @@ class TestRun:
         listing = cleanroom("list", journal=journal)
         assert "kept      marker 'made' — failed" in listing.stdout
         assert cleanroom("sweep", journal=journal).returncode == 0
+        assert (folder / "made").exists()
+        assert cleanroom("sweep", "--kept", journal=journal).returncode == 0
         assert list(folder.iterdir()) == []
 
     def test_policy_checked(self, journal: Path) -> None:

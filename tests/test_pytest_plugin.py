@@ -1088,12 +1088,17 @@ class TestSession:
         pytester.runpytest().assert_outcomes(passed=1)
 
     def test_sweep_at_start(self, pytester: pytest.Pytester) -> None:
-        """Orphans of a dead session are swept at start, and the run says so."""
+        """Orphans of a dead session are swept at start; the summary says which."""
         orphan = make_orphan(pytester)
         pytester.makepyfile("def test_it(): pass")
         result = pytester.runpytest_subprocess("-p", "no:randomly")
         result.assert_outcomes(passed=1)
-        result.stdout.fnmatch_lines(["cleanroom: swept 1 orphaned resource"])
+        result.stdout.fnmatch_lines(
+            [
+                "swept 1 resource of earlier sessions (1 orphaned):",
+                f"    tempdir '{orphan}' of session * orphaned: its owner died",
+            ]
+        )
         assert not orphan.exists()
 
     def test_no_sweep(self, pytester: pytest.Pytester) -> None:
@@ -1104,6 +1109,48 @@ class TestSession:
         result.assert_outcomes(passed=1)
         assert "swept" not in result.stdout.str()
         assert orphan.exists()
+
+    def test_kept_resources_survive_the_next_runs(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """What a run kept stays for the last N sessions, then a sweep says so."""
+        folder = pytester.mkdir("kept")
+        pytester.makepyfile(
+            f"""
+            def test_it(cleanroom):
+                cleanroom.tempdir(dir={str(folder)!r})
+            """
+        )
+        pytester.makeini(INI + "cleanroom_retention_count = 2\n")
+        first = pytester.runpytest_subprocess("--resource-cleanup", "none")
+        first.assert_outcomes(passed=1)
+        (made,) = folder.iterdir()
+        second = pytester.runpytest_subprocess("--resource-cleanup", "none")
+        second.assert_outcomes(passed=1)
+        assert made.exists()
+        assert "swept" not in second.stdout.str()
+        (later,) = (p for p in folder.iterdir() if p != made)
+        third = pytester.runpytest_subprocess()
+        third.assert_outcomes(passed=1)
+        assert list(folder.iterdir()) == [later]
+        third.stdout.fnmatch_lines(
+            [
+                "swept 1 resource of earlier sessions (1 kept past their retention):",
+                (
+                    f"    tempdir '{made}' of session * kept; 2 newer sessions ran "
+                    "(retention: 2)"
+                ),
+            ]
+        )
+
+    def test_retention_option_checked(self, pytester: pytest.Pytester) -> None:
+        """A bad retention is a usage error naming the value and the valid ones."""
+        pytester.makepyfile("def test_it(): pass")
+        result = pytester.runpytest_subprocess("--cleanroom-retention-count", "many")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(
+            ["*retention count must be a number of sessions (0 or more) or 'none'*"]
+        )
 
 
 def make_orphan(pytester: pytest.Pytester) -> Path:
@@ -1228,4 +1275,4 @@ class TestXdist:
         )
         result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist")
         result.assert_outcomes(passed=2)
-        assert result.stdout.str().count("cleanroom: swept") == 1
+        assert result.stdout.str().count("swept 1 resource") == 1

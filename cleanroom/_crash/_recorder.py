@@ -431,10 +431,10 @@ def _on_interrupt(scope: Scope, kind: Kind | None) -> str:
 
 
 def _kept_until() -> float | None:
-    from ._sweep import retention
+    from ._sweep import Retention
 
     try:
-        seconds = retention()
+        seconds = Retention.resolve().age
     except ValueError as exc:
         log.error("bad retention setting: %s", exc)
         return None
