@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pytest
 
 from ._core import _signals
-from ._core._policy import POLICY_FIELDS, Outcome, Policy
+from ._core._policy import POLICY_FIELDS, Outcome, Policy, is_given
 from ._core._registry import Registry, Report
 from ._core._resource import Disposition, describe
 from ._core._scope import Scope
@@ -254,7 +254,7 @@ def marker_settings(node: pytest.Item | pytest.Collector) -> dict[str, Any]:
                 f"level={level!r} and cleanup_level={alias!r} disagree; give one"
             )
         given["level"] = alias
-    settings = {key: value for key, value in given.items() if value is not None}
+    settings = {key: value for key, value in given.items() if is_given(key, value)}
     if settings:
         Policy().evolve(**settings)
     return settings

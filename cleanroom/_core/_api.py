@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from cleanroom.exceptions import PolicyError
 
@@ -16,6 +16,9 @@ from ._policy import Level, OnError, OnFailure
 from ._registry import Registry
 from ._resource import Kind
 from ._scope import Scope
+
+if TYPE_CHECKING:
+    from types import EllipsisType
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -76,7 +79,7 @@ def managed_resources(
     force: bool | None = None,
     wait_after: float | None = None,
     wait: bool | None = None,
-    timeout: float | None = None,
+    timeout: float | EllipsisType | None = ...,
     concurrency: int | None = None,
     on_error: OnError | None = None,
 ) -> Scope:
@@ -127,7 +130,7 @@ def with_cleanup(
     force: bool | None = None,
     wait_after: float | None = None,
     wait: bool | None = None,
-    timeout: float | None = None,
+    timeout: float | EllipsisType | None = ...,
     concurrency: int | None = None,
     on_error: OnError | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
@@ -144,7 +147,7 @@ def with_cleanup(
     force: bool | None = None,
     wait_after: float | None = None,
     wait: bool | None = None,
-    timeout: float | None = None,
+    timeout: float | EllipsisType | None = ...,
     concurrency: int | None = None,
     on_error: OnError | None = None,
 ) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:

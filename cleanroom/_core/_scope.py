@@ -30,7 +30,7 @@ from ._entries import (
     default_cleanup,
     is_async_callable,
 )
-from ._policy import Decision, Level, OnError, OnFailure, Outcome, Policy
+from ._policy import Decision, Level, OnError, OnFailure, Outcome, Policy, is_given
 from ._registry import Registry
 from ._resource import (
     OBJECT,
@@ -54,7 +54,7 @@ from ._running import (
 if TYPE_CHECKING:
     import subprocess
     from pathlib import Path
-    from types import TracebackType
+    from types import EllipsisType, TracebackType
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -103,7 +103,9 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         force: See :class:`~cleanroom.Policy`.
         wait_after: See :class:`~cleanroom.Policy`.
         wait: See :class:`~cleanroom.Policy`.
-        timeout: See :class:`~cleanroom.Policy`.
+        timeout: See :class:`~cleanroom.Policy`; ``None`` for no limit. When
+            left out, the parent's (or the configured) timeout holds: 30
+            seconds by default.
         concurrency: See :class:`~cleanroom.Policy`.
         on_error: See :class:`~cleanroom.Policy`.
 
@@ -121,7 +123,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         force: bool | None = None,
         wait_after: float | None = None,
         wait: bool | None = None,
-        timeout: float | None = None,
+        timeout: float | EllipsisType | None = ...,
         concurrency: int | None = None,
         on_error: OnError | None = None,
     ) -> None:
@@ -140,7 +142,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                 ("concurrency", concurrency),
                 ("on_error", on_error),
             )
-            if value is not None
+            if is_given(key, value)
         }
         if overrides:
             # Check values now, so that bad ones fail where they are written.
@@ -989,7 +991,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         force: bool | None = None,
         wait_after: float | None = None,
         wait: bool | None = None,
-        timeout: float | None = None,
+        timeout: float | EllipsisType | None = ...,
         concurrency: int | None = None,
         on_error: OnError | None = None,
     ) -> Scope:
