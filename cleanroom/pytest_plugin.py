@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from ._core import _signals
+from ._core import _session, _signals
 from ._core._policy import POLICY_FIELDS, Outcome, Policy, is_given
 from ._core._registry import Registry, Report
 from ._core._resource import Disposition, describe
@@ -336,6 +336,7 @@ class _Plugin:
         self._signals_seen = 0
         self._baseline: tuple[Report, int, int, int, int, int] | None = None
         self._hold: _signals.Cleaning | None = None
+        self._command_set = False
 
     # -- configure / unconfigure
 
@@ -350,7 +351,16 @@ class _Plugin:
         except PolicyError as exc:
             raise pytest.UsageError(f"cleanroom: {exc}") from None
         self._registry_before = before
-        if not self.worker:
+        if self.worker:
+            # The journal names the run's command, not the worker's "-c".
+            workerinput = config.workerinput  # type: ignore[attr-defined]
+            argv = workerinput.get("mainargv") or []
+            if argv:
+                _session.set_command(
+                    f"{' '.join(argv)} (xdist worker {workerinput['workerid']})"
+                )
+                self._command_set = True
+        else:
             # Set before xdist starts its workers, so that they inherit them.
             if not os.environ.get(_ENV_SESSION):
                 self._setenv(_ENV_SESSION, new_id())
@@ -379,6 +389,9 @@ class _Plugin:
         os.environ[name] = value
 
     def unconfigure(self) -> None:
+        if self._command_set:
+            _session.set_command(None)
+            self._command_set = False
         for name, value in self._environ.items():
             if value is None:
                 os.environ.pop(name, None)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cleanroom._core._policy import POLICY_FIELDS
+from cleanroom._crash._journal import Journal
 
 pytest_plugins = ["pytester"]
 
@@ -1211,6 +1212,27 @@ class TestXdist:
         result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist")
         result.assert_outcomes(passed=2, failed=2)
         assert left(pytester) == ["a-fail", "b-fail"]
+
+    def test_journal_names_the_run_command(self, pytester: pytest.Pytester) -> None:
+        """Workers journal the run's command line (cleanroom list), not '-c'."""
+        pytester.makepyfile(
+            test_a="""
+            def test_pass(cleanroom, make):
+                make(cleanroom, "fake-pod", "a-pass")
+            """,
+            test_b="""
+            def test_pass(cleanroom, make):
+                make(cleanroom, "fake-pod", "b-pass")
+            """,
+        )
+        result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist")
+        result.assert_outcomes(passed=2)
+        with Journal(Path(os.environ["CLEANROOM_JOURNAL"])) as journal:
+            commands = sorted(owner.command for owner in journal.owners())
+        assert len(commands) == 2
+        for command, worker in zip(commands, ("gw0", "gw1"), strict=True):
+            assert "pytest" in command
+            assert command.endswith(f" -n 2 -p xdist (xdist worker {worker})")
 
     def test_summary_merges_the_workers(self, pytester: pytest.Pytester) -> None:
         """The controller's summary counts and lists what every worker did."""

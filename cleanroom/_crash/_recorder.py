@@ -442,7 +442,9 @@ def _kept_until() -> float | None:
 
 
 def _command() -> str:
-    return " ".join(sys.argv)[:1000]
+    from cleanroom._core._session import command
+
+    return command()
 
 
 def _policy() -> dict[str, Any]:
