@@ -30,6 +30,7 @@ command line, then ``CLEANROOM_*`` variables, then ini keys, then
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
@@ -337,6 +338,7 @@ class _Plugin:
         self._baseline: tuple[Report, int, int, int, int, int] | None = None
         self._hold: _signals.Cleaning | None = None
         self._command_set = False
+        self._forget_hook: Callable[[], None] | None = None
 
     # -- configure / unconfigure
 
@@ -389,6 +391,9 @@ class _Plugin:
         os.environ[name] = value
 
     def unconfigure(self) -> None:
+        if self._forget_hook is not None:
+            self._forget_hook()
+            self._forget_hook = None
         if self._command_set:
             _session.set_command(None)
             self._command_set = False
@@ -504,11 +509,18 @@ class _Plugin:
     # -- hooks
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        """Sweep the orphans of dead sessions, once per run (in xdist's controller)."""
+        """
+        Sweep what ended sessions left, once per run (in xdist's controller),
+        and have xdist's controller pass SIGTERM on to its workers at once.
+        """
         self.session = session
         config = self.config
         if self.worker:
             return
+        if self._own_signals and config.pluginmanager.has_plugin("dsession"):
+            # Each worker runs its own tests' cleanups; without the signal,
+            # xdist waits 10 s for workers that go on testing, then kills them.
+            self._forget_hook = _signals.on_sigterm(_terminate_workers)
         if config.getoption("cleanroom_no_sweep") or not config.getini(
             "cleanroom_sweep"
         ):
@@ -541,12 +553,22 @@ class _Plugin:
         if used:
             self.track()
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_keyboard_interrupt(
         self, excinfo: pytest.ExceptionInfo[BaseException]
     ) -> None:
-        """Remember the interrupt: the scopes torn down from now on were interrupted."""
+        """
+        Remember the interrupt: the scopes torn down from now on were
+        interrupted. For SIGTERM, keep only the traceback's last entry (the
+        one pytest reports) unless ``--fulltrace`` is given: formatting the
+        whole of it takes seconds of the grace a runner gives before SIGKILL.
+        """
         self.interrupt = excinfo.value
         self._hold_signals()
+        if isinstance(excinfo.value, Terminated) and not self.config.getoption(
+            "fulltrace", False
+        ):
+            excinfo.traceback = excinfo.traceback[-1:]
 
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_sessionfinish(
@@ -642,6 +664,29 @@ class _Plugin:
             total["kept"].extend(remote.get("kept", ()))
             total["failed"].extend(remote.get("failed", ()))
         return total
+
+
+def _terminate_workers() -> None:
+    """Send SIGTERM to this process's xdist workers (execnet's popen gateways)."""
+    try:
+        from execnet.gateway_io import popen_bootstrapline
+    except ImportError:  # pragma: no cover - xdist needs execnet
+        return
+    marker = b"\0-c\0" + popen_bootstrapline.encode() + b"\0"
+    me = str(os.getpid())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _session.stat_fields(int(entry.name))
+        if fields is None or len(fields) < 2 or fields[1] != me:  # noqa: PLR2004
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGTERM)
 
 
 def _sweep_at_start(retention: Retention) -> list[dict[str, Any]]:
