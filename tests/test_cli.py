@@ -4,6 +4,7 @@ Tests of the ``cleanroom`` command: help, ``check``, ``list``, ``sweep`` and ``r
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
@@ -12,6 +13,8 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import termios
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -613,6 +616,15 @@ sys.exit(int(mode))
 """
 
 
+def alive(pid: int) -> bool:
+    """Tell whether *pid* runs (a zombie has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}
+
+
 def run_child(
     journal: Path, folder: Path, mode: str, *options: str
 ) -> subprocess.CompletedProcess[str]:
@@ -647,9 +659,107 @@ class TestRun:
         assert level == "all"
         assert path == str(journal)
         with Journal(journal) as opened:
-            rows = opened.rows(session=session)
+            rows = [
+                row
+                for row in opened.rows(session=session)
+                if row.scope != "cleanroom run"
+            ]
         assert len(rows) == 2
         assert {row.state for row in rows} == {"cleaned"}
+
+    def test_killed_run_ends_the_command(self, journal: Path, tmp_path: Path) -> None:
+        """
+        SIGKILL of run itself: its reaper ends the command's process group
+        within seconds, then the rest of the session is cleaned.
+        """
+        script = tmp_path / "leave.py"
+        script.write_text(
+            textwrap.dedent(
+                """
+                import os, pathlib, subprocess, sys, time
+                from cleanroom import Scope
+
+                folder = pathlib.Path(sys.argv[1])
+                scope = Scope("leave").__enter__()
+                made = scope.tempdir(dir=folder)
+                tracked = scope.popen(["sleep", "300"])
+                grouped = subprocess.Popen(["sleep", "301"])
+                pids = f"{os.getpid()} {tracked.pid} {grouped.pid}"
+                (folder / "pids").write_text(pids)
+                (folder / "ready").write_text(str(made))
+                time.sleep(60)
+                """
+            )
+        )
+        command_line = [sys.executable, str(script), str(tmp_path)]
+        run = subprocess.Popen(
+            [sys.executable, "-m", "cleanroom", "run", "--", *command_line],
+            env={**os.environ, "CLEANROOM_JOURNAL": str(journal)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        ready = tmp_path / "ready"
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert run.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        command, *others = map(int, (tmp_path / "pids").read_text().split())
+        made = Path(ready.read_text())
+        killed = time.monotonic()
+        run.kill()
+        assert run.wait() == -signal.SIGKILL
+        while alive(command):
+            assert time.monotonic() - killed < 30, "the command still runs"
+            time.sleep(0.02)
+        ended = time.monotonic() - killed
+        # The issue asks for 5 s at most; 10 leaves room for a loaded machine.
+        assert ended <= 10, f"the command ended {ended:.1f} s after run was killed"
+        while any(map(alive, others)) or made.exists():
+            assert time.monotonic() - killed < 60, "the session was not cleaned"
+            time.sleep(0.05)
+
+    def test_command_process_group(self, journal: Path) -> None:
+        """
+        The command leads a process group of its own, which can be ended
+        whole; at a terminal's foreground it stays in run's, keeping the
+        terminal.
+        """
+        show = "import os; print('pid', os.getpid(), 'pgid', os.getpgrp())"
+        args = ["run", "--", sys.executable, "-c", show]
+        result = cleanroom(*args, journal=journal)
+        assert result.returncode == 0, result.stderr
+        _, pid, _, pgid = result.stdout.split()
+        assert pid == pgid
+        primary, secondary = pty.openpty()
+
+        def take_terminal() -> None:
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cleanroom", *args],
+            stdin=secondary,
+            stdout=secondary,
+            stderr=secondary,
+            env={**os.environ, "CLEANROOM_JOURNAL": str(journal)},
+            preexec_fn=take_terminal,  # noqa: PLW1509
+        )
+        os.close(secondary)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        os.close(primary)
+        assert process.wait(60) == 0
+        _, pid, _, pgid = output.decode().split()[:4]
+        assert pid != pgid
+        assert int(pgid) == process.pid
 
     def test_kept_resources_stay(self, journal: Path, folder: Path) -> None:
         """What a failed command kept on purpose stays, for list and the next sweep."""
