@@ -14,12 +14,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from cleanroom._core._session import SESSION_ENV, TOKEN_ENV, new_id
-from cleanroom._crash._journal import JOURNAL_ENV, open_existing
+from cleanroom._crash._journal import JOURNAL_ENV
+
+from ._args import add_journal, wrap
+from ._leftovers import RUN_SESSIONS, clean_session
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -34,9 +36,6 @@ _SI_KERNEL: Final = 0x80
 
 _FORWARDED: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 _TERMINAL: Final = frozenset({signal.SIGINT, signal.SIGQUIT, signal.SIGHUP})
-
-#: Seconds ``run`` waits, at most, for the session's reapers to finish.
-CLEANUP_WAIT: Final = 120.0
 
 #: Seconds the command's process group gets between SIGTERM and SIGKILL when
 #: ``run`` was killed and its reaper ends the command.
@@ -54,8 +53,6 @@ _POLICY_OPTIONS: Final = (
 
 def add_run_parser(commands: Any) -> None:
     """Add the ``run`` command to the ``cleanroom`` parser's *commands*."""
-    from ._main import _add_journal, wrap
-
     run = commands.add_parser(
         "run",
         help="run a command under a session, then clean what it left behind",
@@ -78,7 +75,7 @@ def add_run_parser(commands: Any) -> None:
         epilog="example:\n  cleanroom run --level pods -- pytest -x tests/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_journal(run)
+    add_journal(run)
     for name, metavar, text in _POLICY_OPTIONS:
         run.add_argument(
             f"--{name.replace('_', '-')}", dest=name, metavar=metavar, help=text
@@ -187,8 +184,6 @@ def _command_scope(journal: Path | None, session: str) -> Iterator[Start]:
     """
     from cleanroom._core._policy import Policy
     from cleanroom._core._scope import Scope
-
-    from ._leftovers import RUN_SESSIONS
 
     policy = Policy(level="all", force=True, on_failure="clean", timeout=None)
     with Scope("cleanroom run", policy=policy) as scope:
@@ -312,47 +307,6 @@ def _foreground() -> bool:
         return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
     except (OSError, ValueError):
         return False
-
-
-def clean_session(
-    journal_path: Path | None, session: str, *, wait: float = CLEANUP_WAIT
-) -> SweepReport:
-    """
-    Clean what *session* left behind: what dead owners left (kept resources
-    stay), after waiting up to *wait* seconds for the session's reapers.
-
-    .. versionadded:: 0.1.0
-    """
-    from cleanroom._crash._sweep import SweepReport, SweepResult, sweep
-
-    report = SweepReport(str(journal_path) if journal_path is not None else None)
-    with open_existing(journal_path) as journal:
-        if journal is None:
-            return report
-        deadline = time.monotonic() + wait
-        delay = 0.01
-        while True:
-            done = sweep(journal, session=session, include_kept=False)
-            report.results.extend(done.results)
-            pending = [
-                row
-                for row in journal.rows(
-                    session=session, states=("intent", "created", "sweeping")
-                )
-                if not row.owner_alive()
-            ]
-            if not pending or time.monotonic() > deadline:
-                break
-            time.sleep(delay)
-            delay = min(delay * 2, 0.25)
-        reaped = journal.rows(session=session, states=("cleaned", "failed", "kept"))
-        swept = {result.row for result in report.results}
-        for row in reaped:
-            if row.id in swept or row.actor != "reaper":
-                continue
-            action = {"cleaned": "removed"}.get(row.state, row.state)
-            report.results.append(SweepResult.of(row, action, row.reason))
-    return report
 
 
 def _summarize(report: SweepReport, session: str, status: int) -> None:
