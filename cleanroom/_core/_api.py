@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from types import EllipsisType
+from typing import Any, ParamSpec, TypeVar, overload
 
 from . import _context
 from ._exceptions import PolicyError
@@ -15,9 +16,6 @@ from ._policy import Level, OnError, OnFailure
 from ._registry import Registry
 from ._resource import Kind
 from ._scope import Scope
-
-if TYPE_CHECKING:
-    from types import EllipsisType
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -20,6 +20,7 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, cast, overload
 
 import anyio
@@ -63,7 +64,7 @@ from ._running import (
 if TYPE_CHECKING:
     import subprocess
     from pathlib import Path
-    from types import EllipsisType, TracebackType
+    from types import TracebackType
 
     from ._capabilities import Adopts
 
