@@ -198,6 +198,10 @@ def _command_scope(journal: Path | None, session: str) -> Iterator[Start]:
                 kwargs["start_new_session"] = False
             else:
                 kwargs["process_group"] = 0
+            if not os.path.isdir("/proc/self"):  # noqa: PTH112
+                # The process kind needs /proc (Linux): run the command
+                # untracked, as a killed run's reaper could not end it.
+                return subprocess.Popen(args, **kwargs)
             return scope.popen(args, grace=COMMAND_GRACE, **kwargs)
 
         yield start
