@@ -11,7 +11,14 @@ from __future__ import annotations
 from types import FunctionType
 
 from ._core._api import current_scope, managed_resources, register, with_cleanup
-from ._core._capabilities import Adopts, ListsNames, ListsOwned, Owned, Probes
+from ._core._capabilities import (
+    Adopts,
+    FreesRuntime,
+    ListsNames,
+    ListsOwned,
+    Owned,
+    Probes,
+)
 from ._core._creation import Creation
 from ._core._ownership import Ownership, ownership_labels
 from ._core._policy import (
@@ -47,6 +54,7 @@ from .exceptions import (
     CleanupError,
     CleanupTimeoutError,
     CleanupWarning,
+    DeletionBlockedError,
     PolicyError,
     ScopeStateError,
     Terminated,
@@ -68,7 +76,9 @@ __all__ = [
     "CleanupWarning",
     "Creation",
     "Decision",
+    "DeletionBlockedError",
     "Disposition",
+    "FreesRuntime",
     "Kind",
     "Level",
     "Listener",

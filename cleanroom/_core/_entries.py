@@ -49,6 +49,8 @@ class Entry:
     __slots__ = (
         "_resource",
         "cleanup",
+        "freeing",
+        "held",
         "is_async",
         "key",
         "kind",
@@ -80,6 +82,11 @@ class Entry:
         self.name = name
         self.reserved = reserved
         self.key: object = None
+        # Why the record is kept, when the level only frees its runtime.
+        self.freeing: str | None = None
+        # Objects made handles of this entry by Scope.alias(), held so that
+        # their ids, under which they are found, stay theirs.
+        self.held: list[object] = []
         # Where a weakly held object was added, for the warning if it is lost.
         self.origin: str | None = None
 
