@@ -13,6 +13,7 @@ from collections.abc import (
     Awaitable,
     Callable,
 )
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, cast, overload
 
 import anyio
@@ -104,7 +105,9 @@ class Scope(
         force: See :class:`~cleanroom.Policy`.
         wait_after: See :class:`~cleanroom.Policy`.
         wait: See :class:`~cleanroom.Policy`.
-        timeout: See :class:`~cleanroom.Policy`.
+        timeout: See :class:`~cleanroom.Policy`; ``None`` for no limit. When
+            left out, the parent's (or the configured) timeout holds: 30
+            seconds by default.
         concurrency: See :class:`~cleanroom.Policy`.
         on_error: See :class:`~cleanroom.Policy`.
 
@@ -122,7 +125,7 @@ class Scope(
         force: bool | None = None,
         wait_after: float | None = None,
         wait: bool | None = None,
-        timeout: float | None = None,
+        timeout: float | EllipsisType | None = ...,
         concurrency: int | None = None,
         on_error: OnError | None = None,
     ) -> None:
@@ -540,7 +543,7 @@ class Scope(
         force: bool | None = None,
         wait_after: float | None = None,
         wait: bool | None = None,
-        timeout: float | None = None,
+        timeout: float | EllipsisType | None = ...,
         concurrency: int | None = None,
         on_error: OnError | None = None,
     ) -> Scope:
