@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
+    from ._core._resource import Resource
     from ._leaks._records import Leak
-    from ._resource import Resource
 
 __all__ = [
     "CleanroomError",
