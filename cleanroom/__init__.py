@@ -42,12 +42,14 @@ from .exceptions import (
     CleanupError,
     CleanupTimeoutError,
     CleanupWarning,
+    LeakError,
     PolicyError,
     ScopeStateError,
     Terminated,
     UnknownKindError,
     UnsafePathError,
 )
+from .leaks import no_leaks
 
 __all__ = [
     "ALL",
@@ -62,6 +64,7 @@ __all__ = [
     "Decision",
     "Disposition",
     "Kind",
+    "LeakError",
     "Level",
     "Listener",
     "ObjectKind",
@@ -82,6 +85,7 @@ __all__ = [
     "get_kind",
     "get_level",
     "managed_resources",
+    "no_leaks",
     "register",
     "register_kind",
     "register_level",

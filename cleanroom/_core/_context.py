@@ -1,10 +1,12 @@
 """
-The context variable that holds the current scope, and async-library detection.
+The context variable that holds the current scope, the hooks that hear of
+cleaned objects, and async-library detection.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
@@ -12,6 +14,11 @@ if TYPE_CHECKING:
     from ._scope import Scope
 
 current: ContextVar[Scope | None] = ContextVar("cleanroom_current_scope", default=None)
+
+#: Called with each object a scope has just cleaned and the scope's name. Leak
+#: checks that follow cleaned objects add themselves while they run; the core
+#: never imports them.
+cleaned_hooks: list[Callable[[object, str], None]] = []
 
 
 def running_async_library() -> str | None:

@@ -680,6 +680,11 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         registry = self.registry
         if state is State.CLEANED:
             registry._cleaned(self, entry._resource)
+            if _context.cleaned_hooks and entry.ref is not None:
+                obj = entry.ref()
+                if obj is not None:
+                    for hook in list(_context.cleaned_hooks):
+                        hook(obj, self.name)
             return
         resource = entry.resource
         hint = entry.kind.delete_hint(resource)

@@ -12,6 +12,8 @@ import weakref
 from types import FrameType
 from typing import Any, Self
 
+from cleanroom._core import _context
+
 from ._records import Leak
 
 # inspect.CO_OPTIMIZED, without importing inspect: set on function frames,
@@ -32,12 +34,16 @@ class Watch:
     def __enter__(self) -> Self:
         with _lock:
             _watches.append(self)
+            if watch_cleaned not in _context.cleaned_hooks:
+                _context.cleaned_hooks.append(watch_cleaned)
         return self
 
     def __exit__(self, *exc: object) -> None:
         with _lock:
             if self in _watches:
                 _watches.remove(self)
+            if not _watches and watch_cleaned in _context.cleaned_hooks:
+                _context.cleaned_hooks.remove(watch_cleaned)
 
     def alive(self) -> list[tuple[Any, str]]:
         """The followed objects still alive, with where they were cleaned."""

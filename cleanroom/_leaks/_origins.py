@@ -29,6 +29,7 @@ _plumbing: tuple[str, ...] = ()
 def _plumbing_paths() -> tuple[str, ...]:
     stdlib = os.path.dirname(threading.__file__)  # noqa: PTH120
     paths = [
+        "<frozen ",
         threading.__file__,
         os.path.join(stdlib, "asyncio", ""),  # noqa: PTH118
         os.path.join(stdlib, "concurrent", ""),  # noqa: PTH118
@@ -42,13 +43,17 @@ def _plumbing_paths() -> tuple[str, ...]:
     return tuple(paths)
 
 
+def plumbing(filename: str) -> bool:
+    """Whether code in *filename* is plumbing (threading, asyncio, anyio, trio...)."""
+    return filename.startswith(_plumbing or _plumbing_paths())
+
+
 def where(frame: FrameType | None) -> str | None:
     """Describe the first frame, going outwards from *frame*, outside the plumbing."""
-    plumbing = _plumbing or _plumbing_paths()
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if not filename.startswith(plumbing) and not filename.startswith("<frozen"):
-            return f"{filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+        code = frame.f_code
+        if not plumbing(code.co_filename):
+            return f"{code.co_filename}:{frame.f_lineno} in {code.co_name}"
         frame = frame.f_back
     return None
 

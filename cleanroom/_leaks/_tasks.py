@@ -93,13 +93,22 @@ def new_since(before: Baseline, allow: Allow) -> list[tuple[object, Leak]]:
 
 
 def _names(task: Any) -> tuple[str, str]:
+    """The task's name and its coroutine's: the first one outside the plumbing."""
     if hasattr(task, "get_coro"):
         coro = task.get_coro()
         name = task.get_name()
     else:
         coro = task.coro
         name = task.name
-    return name, getattr(coro, "__qualname__", repr(coro))
+    outer = getattr(coro, "__qualname__", repr(coro))
+    seen = 0
+    while coro is not None and seen < 100:  # noqa: PLR2004 (a bound on odd chains)
+        code = getattr(coro, "cr_code", None)
+        if code is not None and not _origins.plumbing(code.co_filename):
+            return name, getattr(coro, "__qualname__", outer)
+        coro = getattr(coro, "cr_await", None)
+        seen += 1
+    return name, outer
 
 
 def _waiting_at(coro: Any) -> str | None:
@@ -114,7 +123,7 @@ def _waiting_at(coro: Any) -> str | None:
         if frame is not None:
             code = frame.f_code
             innermost = f"{code.co_filename}:{frame.f_lineno} in {code.co_name}"
-            if _origins.where(frame) == innermost:
+            if not _origins.plumbing(code.co_filename):
                 outside = innermost
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
         seen += 1
