@@ -40,7 +40,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._leaks._check import LeakCheck, OnLeak
+from ._core import _context
+from ._leaks._check import LeakCheck, OnLeak, from_setting
 from ._leaks._objects import watch_cleaned as _watch_cleaned
 from ._leaks._records import DEFAULT_ALLOW, Allow, Leak
 
@@ -167,3 +168,7 @@ def memory_growth(fn: Callable[[], Any], *, runs: int = 5) -> float:
 for _value in (Allow, Leak, LeakCheck):
     _value.__module__ = __name__
 del _value
+
+# Scopes given check_leaks= ask this for their check; the core never imports
+# this module.
+_context.leak_checks = from_setting

@@ -436,3 +436,96 @@ class TestTasks:
         ):
             group.start_soon(anyio.sleep_forever, name="keepalive-1")
             group.cancel_scope.cancel()
+
+
+class TestScopes:
+    def test_a_scope_checks_what_its_body_left(self, stop: threading.Event) -> None:
+        """check_leaks=True on a scope raises LeakError naming the scope."""
+        with (
+            pytest.raises(LeakError, match="scope 'web' left 1 thing behind") as caught,
+            cleanroom.managed_resources("web", check_leaks={"grace": 0}),
+        ):
+            threading.Thread(target=stop.wait, name="server").start()
+        assert only(caught.value.leaks, "thread").summary.startswith("thread 'server'")
+
+    def test_a_scope_checks_after_cleaning(self) -> None:
+        """What the scope cleans is no leak: the check runs after the cleanups."""
+        with cleanroom.managed_resources(check_leaks=True) as scope:
+            server = scope.add(socket.create_server(("127.0.0.1", 0)))
+        assert server.fileno() == -1
+
+    def test_with_cleanup_checks_each_call(self) -> None:
+        """with_cleanup(check_leaks='warn') warns about an object kept by a global."""
+
+        @cleanroom.with_cleanup(check_leaks={"on_leak": "warn", "grace": 0})
+        def connect(scope: cleanroom.Scope) -> None:
+            KEPT.append(scope.add(Connection()))
+
+        try:
+            with pytest.warns(LeakWarning, match=r"scope '.*connect' left 1 thing"):
+                connect()
+        finally:
+            KEPT.clear()
+
+    def test_off_and_bad_settings(self) -> None:
+        """False and 'off' check nothing; a bad setting lists the valid ones."""
+        for off in (False, "off", None):
+            with cleanroom.managed_resources(check_leaks=off) as scope:
+                KEPT.append(scope.add(Connection()))
+            KEPT.clear()
+        with pytest.raises(cleanroom.PolicyError, match="'raise', 'warn', 'off'"):
+            cleanroom.managed_resources(check_leaks="loud")
+        with pytest.raises(cleanroom.PolicyError, match="bad check_leaks settings"):
+            cleanroom.with_cleanup(check_leaks={"gracious": 1})
+
+    def test_the_body_error_stays_the_error(self, stop: threading.Event) -> None:
+        """When the body raises, the leaks are a note on its exception."""
+        with (
+            pytest.raises(ZeroDivisionError) as caught,
+            cleanroom.managed_resources(check_leaks={"grace": 0}),
+        ):
+            threading.Thread(target=stop.wait, name="orphan").start()
+            _ = 1 / 0
+        assert "thread 'orphan'" in caught.value.__notes__[0]
+
+    @pytest.mark.anyio
+    async def test_an_async_scope_checks_tasks(self) -> None:
+        """An async scope's check sees the task its body left pending."""
+        async with anyio.create_task_group() as group:
+            with pytest.raises(LeakError, match="task 'pinger'"):
+                async with cleanroom.managed_resources(check_leaks={"grace": 0}):
+                    group.start_soon(anyio.sleep_forever, name="pinger")
+            group.cancel_scope.cancel()
+
+    @pytest.mark.anyio
+    async def test_an_async_scope_cleans_before_checking(self) -> None:
+        """Tasks the scope started are cancelled by it, so they are no leak."""
+        async with cleanroom.managed_resources(check_leaks=True) as scope:
+            scope.start_soon(anyio.sleep_forever)
+
+
+class TestOwnThings:
+    def test_the_reaper_and_the_journal_are_not_leaks(self, tmp_path: Path) -> None:
+        """The reaper, its pipe and the journal, started by a check's body, pass."""
+        script = """
+import cleanroom
+from cleanroom._crash import _recorder
+
+with cleanroom.no_leaks(grace=0):
+    with cleanroom.managed_resources() as scope:
+        scope.tempdir()
+found = _recorder.existing()
+assert found is not None and found.reaper is not None, "no reaper was started"
+print("reaper", found.reaper.pid)
+"""
+        env = {**os.environ, "CLEANROOM_JOURNAL": str(tmp_path / "journal.sqlite3")}
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("reaper ")

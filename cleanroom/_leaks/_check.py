@@ -9,12 +9,13 @@ import contextlib
 import sys
 import time
 import warnings
+from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 import attrs
 
-from cleanroom.exceptions import LeakError, LeakWarning
+from cleanroom.exceptions import LeakError, LeakWarning, PolicyError
 
 from . import _fds, _objects, _origins, _processes, _tasks, _threads
 from ._records import CATEGORIES, Allow, Leak
@@ -48,15 +49,25 @@ def _check_memory(_: object, __: object, value: float | None) -> None:
         raise ValueError(f"memory_mb must be None or a number >= 0, not {value!r}")
 
 
-def _own() -> tuple[set[int], set[int]]:
-    """The processes and descriptors cleanroom itself keeps: its reaper, its journal."""
-    for name in ("cleanroom._crash._recorder", "cleanroom._recorder"):
-        module = sys.modules.get(name)
-        owned = getattr(module, "owned", None)
-        if owned is not None:
-            pids, fds = owned()
-            return set(pids), set(fds)
-    return set(), set()
+def _own() -> tuple[set[int], set[int], str | None]:
+    """
+    What cleanroom itself keeps for the whole run, started by whichever test
+    first created a declarative resource: its reaper process, the reaper's
+    pipe, and the journal's files (by path).
+    """
+    module = sys.modules.get("cleanroom._crash._recorder")
+    found = None if module is None else module.existing()
+    if found is None:
+        return set(), set(), None
+    pids: set[int] = set()
+    fds: set[int] = set()
+    reaper = found.reaper
+    if reaper is not None:
+        pids.add(reaper.pid)
+        pipe = reaper.pipe
+        if pipe is not None and not pipe.closed:
+            fds.add(pipe.fileno())
+    return pids, fds, str(found.path)
 
 
 def format_report(leaks: list[Leak], what: str, grace: float) -> str:
@@ -170,8 +181,12 @@ class LeakCheck:
         baseline = self._baseline
         pids: set[int] = set()
         fds: set[int] = set()
+        journal: str | None = None
         if "fd" in baseline or "process" in baseline:
-            pids, fds = _own()
+            pids, fds, journal = _own()
+        if journal is not None:
+            # The journal's database and sqlite's -wal, -shm, -journal files.
+            allow |= Allow(fds=(journal, f"{journal}-*"))
         if "thread" in baseline:
             found += _threads.new_since(baseline["thread"], allow)
         if "task" in baseline:
@@ -182,14 +197,15 @@ class LeakCheck:
             found += _processes.new_since(baseline["process"], allow, pids)
         return found
 
-    def _alive_objects(self) -> list[tuple[Any, str]]:
+    def _object_leaks(self) -> list[Leak]:
         watch = self._watch
         if watch is None or not watch.refs or not watch.alive():
             return []
         import gc
 
         gc.collect()
-        return watch.alive()
+        alive = watch.alive()
+        return _objects.report(alive) if alive else []
 
     # -- the check ---------------------------------------------------------------
 
@@ -215,6 +231,19 @@ class LeakCheck:
             self._tracer = Tracer()
             self._tracer.start()
 
+    async def astart(self) -> None:
+        """
+        As :meth:`start`, inside an event loop; under trio it also notes where
+        tasks are spawned, for the report.
+        """
+        self.start()
+        self._instrument = _add_instrument()
+
+    @property
+    def running(self) -> bool:
+        """Whether the check has started and not stopped yet."""
+        return self._running
+
     def mark(self, phase: str) -> None:
         """
         Note that the block's *phase* ended, so that reports say in which
@@ -224,7 +253,7 @@ class LeakCheck:
 
     def _settled(self) -> bool:
         """Whether nothing is left over now; :meth:`_finish` reports what is."""
-        return not self._new(detail=False) and not self._alive_objects()
+        return not self._new(detail=False) and not self._object_leaks()
 
     def _finish(self, phase: str | None) -> list[Leak]:
         try:
@@ -233,12 +262,7 @@ class LeakCheck:
                 attrs.evolve(leak, phase=self._phase_of(key, leak, phase))
                 for key, leak in found
             ]
-            alive = self._alive_objects()
-            if alive:
-                leaks += [
-                    attrs.evolve(leak, phase=phase) for leak in _objects.report(alive)
-                ]
-            del alive
+            leaks += [attrs.evolve(leak, phase=phase) for leak in self._object_leaks()]
             if self._tracer is not None and self.memory_mb is not None:
                 from ._memory import leak
 
@@ -324,14 +348,21 @@ class LeakCheck:
         """The text of the report on :attr:`leaks`."""
         return format_report(self.leaks, self.name or "the checked code", self.grace)
 
-    def conclude(self) -> None:
+    def conclude(self, exc: BaseException | None = None) -> None:
         """
         Raise or warn, per :attr:`on_leak`, when :attr:`leaks` is not empty.
+
+        Args:
+            exc: The exception the checked block raised, if any: the report
+                is added to it as a note instead, so that it stays the error.
 
         Raises:
             LeakError: When something leaked and :attr:`on_leak` is ``"raise"``.
         """
         if not self.leaks:
+            return
+        if exc is not None:
+            exc.add_note(self.report())
             return
         if self.on_leak == "warn":
             warnings.warn(LeakWarning(self.report()), stacklevel=3)
@@ -350,12 +381,11 @@ class LeakCheck:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        leaks = self.stop()
-        self._end(exc, leaks)
+        self.stop()
+        self.conclude(exc)
 
     async def __aenter__(self) -> Self:
-        self.start()
-        self._instrument = _add_instrument()
+        await self.astart()
         return self
 
     async def __aexit__(
@@ -364,15 +394,46 @@ class LeakCheck:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        leaks = await self.astop()
-        self._end(exc, leaks)
+        await self.astop()
+        self.conclude(exc)
 
-    def _end(self, exc: BaseException | None, leaks: list[Leak]) -> None:
-        if exc is None:
-            self.conclude()
-        elif leaks:
-            # The block's own error comes first; the leaks go with it.
-            exc.add_note(self.report())
+
+_SETTINGS = (
+    "True",
+    "False",
+    "'raise'",
+    "'warn'",
+    "'off'",
+    "a dict of no_leaks() settings",
+)
+
+
+def from_setting(setting: object) -> LeakCheck | None:
+    """
+    Turn a ``check_leaks`` setting into a new check, or ``None`` for none:
+    ``True`` or ``"raise"``, ``"warn"``, ``False`` or ``"off"``, a mapping of
+    :func:`~cleanroom.leaks.no_leaks` settings, or a :class:`LeakCheck` to copy.
+
+    Raises:
+        PolicyError: On any other value; the message lists the valid ones.
+    """
+    if setting is None or setting is False or setting == "off":
+        return None
+    if setting is True or setting == "raise":
+        return LeakCheck()
+    if setting == "warn":
+        return LeakCheck(on_leak="warn")
+    if isinstance(setting, LeakCheck):
+        return attrs.evolve(setting)
+    if isinstance(setting, Mapping):
+        try:
+            return LeakCheck(**setting)
+        except (TypeError, ValueError) as exc:
+            raise PolicyError(f"bad check_leaks settings {setting!r}: {exc}") from None
+    raise PolicyError(
+        f"check_leaks must be {', '.join(_SETTINGS[:-1])} or {_SETTINGS[-1]}, "
+        f"not {setting!r}"
+    )
 
 
 def _add_instrument() -> Any:
