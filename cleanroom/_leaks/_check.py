@@ -9,7 +9,7 @@ import contextlib
 import sys
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
@@ -251,6 +251,30 @@ class LeakCheck:
         """
         self._phases.append((phase, self._take()))
 
+    @contextlib.contextmanager
+    def ignoring(self) -> Iterator[None]:
+        """
+        Add to the baselines whatever appears during the ``with`` block, so
+        that it is never reported: pytest's plugin wraps the setup of class,
+        module and session fixtures in it, as what they set up is theirs.
+        """
+        self._require_running()
+        before = self._take()
+        try:
+            yield
+        finally:
+            if self._running:
+                after = self._take()
+                for category, taken in after.items():
+                    baseline = self._baseline.get(category)
+                    old = before.get(category, ())
+                    if isinstance(baseline, dict):
+                        baseline.update(
+                            (k, v) for k, v in taken.items() if k not in old
+                        )
+                    elif isinstance(baseline, set):
+                        baseline.update(k for k in taken if k not in old)
+
     def _settled(self) -> bool:
         """Whether nothing is left over now; :meth:`_finish` reports what is."""
         return not self._new(detail=False) and not self._object_leaks()
@@ -279,7 +303,13 @@ class LeakCheck:
 
     def _phase_of(self, key: object, leak: Leak, last: str | None) -> str | None:
         for phase, taken in self._phases:
-            if key in taken.get(leak.category, ()):
+            found = taken.get(leak.category, ())
+            if leak.category == "fd":
+                # Descriptors are keyed by (number, target): numbers are reused.
+                pair: Any = key
+                if found.get(pair[0]) == pair[1]:
+                    return phase
+            elif key in found:
                 return phase
         return last if self._phases or last else None
 

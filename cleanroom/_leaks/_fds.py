@@ -6,7 +6,9 @@ either, psutil.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from typing import Any
 
 from ._records import Allow, Leak
@@ -70,6 +72,7 @@ def new_since(
     with *detail*, name the Python objects that hold them (slower).
     """
     leaks: list[tuple[object, Leak]] = []
+    own = own | _running_loop()
     for fd, raw in take().items():
         if before.get(fd) == raw or fd in own:
             continue
@@ -79,6 +82,26 @@ def new_since(
         holders = tuple(_holders(fd)) if detail else ()
         leaks.append(((fd, raw), Leak("fd", f"fd {fd}: {target}", holders)))
     return leaks
+
+
+def _running_loop() -> set[int]:
+    """
+    The descriptors of the running asyncio loop itself (its selector and
+    self-pipe), which live as long as the loop, not the code it runs.
+    """
+    asyncio = sys.modules.get("asyncio")
+    loop = None if asyncio is None else asyncio._get_running_loop()
+    if loop is None:
+        return set()
+    found = set()
+    # Private attributes of asyncio's selector loops; other loops lack them.
+    for name in ("_selector", "_ssock", "_csock"):
+        part = getattr(loop, name, None)
+        fileno = getattr(part, "fileno", None)
+        if fileno is not None:
+            with contextlib.suppress(Exception):
+                found.add(int(fileno()))
+    return found
 
 
 def _address(value: Any) -> str:

@@ -7,6 +7,7 @@ elsewhere through psutil.
 from __future__ import annotations
 
 import os
+import time
 
 from ._records import Allow, Leak
 
@@ -45,13 +46,23 @@ def _proc_stat(pid: int) -> tuple[str, str] | None:
 
 
 def _proc_command(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as file:  # noqa: PTH123
-            raw = file.read()
-    except OSError:
-        return "?"
-    parts = raw.rstrip(b"\0").split(b"\0")
-    return " ".join(part.decode(errors="replace") for part in parts) or "?"
+    # A child that has just been started may not show its arguments yet:
+    # Popen returns once exec is past its point of no return, a moment before
+    # the kernel records them.
+    for _ in range(100):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as file:  # noqa: PTH123
+                raw = file.read()
+        except OSError:
+            return "?"
+        if raw:
+            parts = raw.rstrip(b"\0").split(b"\0")
+            return " ".join(part.decode(errors="replace") for part in parts)
+        stat = _proc_stat(pid)
+        if stat is None or stat[1] in {"Z", "X"}:
+            break
+        time.sleep(0.001)
+    return "?"
 
 
 _use_proc: bool | None = None
