@@ -13,16 +13,20 @@ import socket
 import subprocess
 import sys
 import threading
+import unittest
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import anyio
 import pytest
 
 import cleanroom
 from cleanroom import LeakError, no_leaks
+from cleanroom._core._context import CheckLeaks
 from cleanroom.exceptions import LeakWarning
 from cleanroom.leaks import DEFAULT_ALLOW, Allow, Leak, LeakCheck, memory_growth
+from cleanroom.unittest import CleanroomTestCase, IsolatedAsyncioCleanroomTestCase
 
 # Module-level: what keeps objects alive after their scope closed.
 KEPT: list[object] = []
@@ -529,3 +533,68 @@ print("reaper", found.reaper.pid)
         )
         assert result.returncode == 0, result.stderr
         assert result.stdout.startswith("reaper ")
+
+
+class TestUnittest:
+    def run_case(self, case: type[unittest.TestCase]) -> unittest.TestResult:
+        suite = unittest.defaultTestLoader.loadTestsFromTestCase(case)
+        result = unittest.TestResult()
+        suite.run(result)
+        return result
+
+    def test_a_leaky_test_case_errors(self, stop: threading.Event) -> None:
+        """cleanroom_check_leaks makes a leak a failure of the test that left it."""
+
+        class Case(CleanroomTestCase):
+            cleanroom_check_leaks: ClassVar[CheckLeaks] = {"grace": 0}
+
+            def test_leaks(self) -> None:
+                threading.Thread(target=stop.wait, name="from-unittest").start()
+
+            def test_clean(self) -> None:
+                self.cleanroom.add(socket.create_server(("127.0.0.1", 0)), weak=False)
+
+            def test_keeps_on_self(self) -> None:
+                # The test case outlives its test: what it holds is not freed.
+                self.server = self.cleanroom.add(socket.create_server(("127.0.0.1", 0)))
+
+        result = self.run_case(Case)
+        assert result.testsRun == 3
+        # LeakError is an AssertionError: unittest counts a failure.
+        assert result.errors == []
+        failures = {test.id().rsplit(".", 1)[1]: text for test, text in result.failures}
+        assert sorted(failures) == ["test_keeps_on_self", "test_leaks"]
+        assert "LeakError" in failures["test_leaks"]
+        assert "Case.test_leaks left 1 thing behind" in failures["test_leaks"]
+        assert "thread 'from-unittest'" in failures["test_leaks"]
+        assert (
+            "socket.socket object still alive after its scope closed"
+            in failures["test_keeps_on_self"]
+        )
+        assert "testMethod=test_keeps_on_self>" in failures["test_keeps_on_self"]
+
+    def test_an_async_test_case_sees_its_tasks(self) -> None:
+        """The asyncio TestCase checks the tasks a test left, in its own loop."""
+
+        class Case(IsolatedAsyncioCleanroomTestCase):
+            cleanroom_check_leaks: ClassVar[CheckLeaks] = {"grace": 0}
+
+            async def test_leaks(self) -> None:
+                self.task = asyncio.get_running_loop().create_task(
+                    asyncio.sleep(3600), name="from-async-unittest"
+                )
+
+            async def test_clean(self) -> None:
+                await asyncio.sleep(0)
+
+        result = self.run_case(Case)
+        assert result.testsRun == 2
+        assert len(result.failures) == 1, result.failures
+        assert "asyncio task 'from-async-unittest'" in result.failures[0][1]
+
+    def test_a_bad_setting_fails_at_class_definition(self) -> None:
+        """A bad cleanroom_check_leaks fails where the class is written."""
+        with pytest.raises(cleanroom.PolicyError, match="check_leaks must be"):
+
+            class Case(CleanroomTestCase):
+                cleanroom_check_leaks: ClassVar[CheckLeaks] = "loud"
