@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 import attrs
 
-from cleanroom.exceptions import LeakError, LeakWarning, PolicyError
+from cleanroom._core._exceptions import LeakError, LeakWarning, PolicyError
 
 from . import _fds, _objects, _origins, _processes, _tasks, _threads
 from ._records import CATEGORIES, Allow, Leak
@@ -478,7 +478,7 @@ def _add_instrument() -> Any:
 
     class SpawnSites(trio.abc.Instrument):  # type: ignore[misc, name-defined]
         def task_spawned(self, task: Any) -> None:
-            origin = _origins.where(sys._getframe(1))
+            origin = _origins.where(sys._getframe(1))  # noqa: SLF001 (documented CPython API)
             if origin is not None:
                 _origins.started[task] = origin
 

@@ -11,6 +11,7 @@ import os
 import sys
 from typing import Any
 
+from . import _tasks
 from ._records import Allow, Leak
 
 Baseline = dict[int, str]
@@ -90,7 +91,7 @@ def _running_loop() -> set[int]:
     self-pipe), which live as long as the loop, not the code it runs.
     """
     asyncio = sys.modules.get("asyncio")
-    loop = None if asyncio is None else asyncio._get_running_loop()
+    loop = None if asyncio is None else _tasks.running_loop(asyncio)
     if loop is None:
         return set()
     found = set()

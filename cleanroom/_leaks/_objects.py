@@ -77,7 +77,7 @@ def _running() -> tuple[set[int], set[int]]:
     """
     frames = set()
     local_dicts = set()
-    for frame in sys._current_frames().values():
+    for frame in sys._current_frames().values():  # noqa: SLF001 (documented CPython API)
         current: FrameType | None = frame
         while current is not None:
             frames.add(id(current))
@@ -91,7 +91,7 @@ def _running() -> tuple[set[int], set[int]]:
 
 def _held_by_running_code(obj: object) -> bool:
     """Whether a local variable of code running on some thread names *obj*."""
-    for frame in sys._current_frames().values():
+    for frame in sys._current_frames().values():  # noqa: SLF001 (documented CPython API)
         current: FrameType | None = frame
         while current is not None:
             if any(value is obj for value in current.f_locals.values()):

@@ -59,7 +59,7 @@ def where(frame: FrameType | None) -> str | None:
 
 
 def _note(obj: object) -> None:
-    origin = where(sys._getframe(2))
+    origin = where(sys._getframe(2))  # noqa: SLF001 (documented CPython API)
     if origin is not None:
         # Objects without weak references go unnoted.
         with contextlib.suppress(TypeError):

@@ -13,7 +13,7 @@ from typing import Any, Final
 import attrs
 import pytest
 
-from cleanroom.exceptions import LeakError, PolicyError
+from cleanroom._core._exceptions import LeakError, PolicyError
 
 from ._check import LeakCheck, from_setting
 

@@ -14,12 +14,20 @@ from ._records import Allow, Leak
 Baseline = set[Any]
 
 
+def running_loop(asyncio: Any) -> Any:
+    """The running asyncio loop of this thread, or ``None``."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _asyncio_tasks() -> set[Any]:
     asyncio = sys.modules.get("asyncio")
     if asyncio is None:
         # No task can exist before asyncio is imported.
         return set()
-    loop = asyncio._get_running_loop()
+    loop = running_loop(asyncio)
     if loop is not None:
         return {task for task in asyncio.all_tasks(loop) if not task.done()}
     # No loop runs: look at every loop's tasks, as pytest's hooks run between
@@ -61,7 +69,7 @@ def current() -> set[Any]:
     """The task running this code, and on trio its ancestors, which are never leaks."""
     mine: set[Any] = set()
     asyncio = sys.modules.get("asyncio")
-    if asyncio is not None and asyncio._get_running_loop() is not None:
+    if asyncio is not None and running_loop(asyncio) is not None:
         task = asyncio.current_task()
         if task is not None:
             mine.add(task)

@@ -51,7 +51,7 @@ def describe(thread: threading.Thread) -> Leak:
         details.append(f"target: {_function(target)}")
     origin = _origins.started.get(thread)
     details.append(f"started at: {origin or 'unknown (before the check began)'}")
-    frame = sys._current_frames().get(thread.ident or -1)
+    frame = sys._current_frames().get(thread.ident or -1)  # noqa: SLF001 (documented CPython API)
     now = _origins.where(frame)
     if now is not None:
         details.append(f"now at: {now}")
