@@ -88,6 +88,7 @@ def bench(session: nox.Session) -> None:
         session.skip("bench/run.py does not exist")
     install(session, "bench", package=".[all]")
     session.run("python", str(script), *session.posargs)
-    # The pytest plugin's overhead and the sweep of 1,000 orphans.
-    for extra in ("bench_plugin.py", "bench_sweep.py"):
+    # The pytest plugin's overhead, the sweep of 1,000 orphans and the cost of
+    # a leak check per test.
+    for extra in ("bench_plugin.py", "bench_sweep.py", "bench_leaks.py"):
         session.run("python", str(ROOT / "bench" / extra))

@@ -26,7 +26,15 @@ started: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
 _plumbing: tuple[str, ...] = ()
 
 
+_NAMES = ("anyio", "trio", "sniffio", "_pytest", "pluggy", "pytest_asyncio")
+_cache: tuple[tuple[bool, ...], tuple[str, ...]] | None = None
+
+
 def _plumbing_paths() -> tuple[str, ...]:
+    global _cache  # noqa: PLW0603
+    key = tuple(name in sys.modules for name in _NAMES)
+    if _cache is not None and _cache[0] == key:
+        return _cache[1]
     stdlib = os.path.dirname(threading.__file__)  # noqa: PTH120
     paths = [
         "<frozen ",
@@ -35,12 +43,13 @@ def _plumbing_paths() -> tuple[str, ...]:
         os.path.join(stdlib, "concurrent", ""),  # noqa: PTH118
         os.path.dirname(__file__),  # noqa: PTH120
     ]
-    for name in ("anyio", "trio", "sniffio", "_pytest", "pluggy", "pytest_asyncio"):
+    for name in _NAMES:
         module = sys.modules.get(name)
         file = getattr(module, "__file__", None)
         if file:
             paths.append(os.path.dirname(file))  # noqa: PTH120
-    return tuple(paths)
+    _cache = (key, tuple(paths))
+    return _cache[1]
 
 
 def plumbing(filename: str) -> bool:
