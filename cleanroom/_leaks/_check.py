@@ -9,7 +9,7 @@ import contextlib
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
@@ -133,6 +133,7 @@ class LeakCheck:
     _tracer: Tracer | None = attrs.field(default=None, init=False, repr=False)
     _instrument: Any = attrs.field(default=None, init=False, repr=False)
     _running: bool = attrs.field(default=False, init=False, repr=False)
+    _transient: tuple[object, ...] = attrs.field(default=(), init=False, repr=False)
 
     # -- snapshots ---------------------------------------------------------------
 
@@ -205,7 +206,7 @@ class LeakCheck:
 
         gc.collect()
         alive = watch.alive()
-        return _objects.report(alive) if alive else []
+        return _objects.report(alive, self._transient) if alive else []
 
     # -- the check ---------------------------------------------------------------
 
@@ -295,6 +296,7 @@ class LeakCheck:
                 if memory is not None:
                     leaks.append(attrs.evolve(memory, phase=phase))
         finally:
+            self._transient = ()
             self._close()
         order = {category: index for index, category in enumerate(CATEGORIES)}
         leaks.sort(key=lambda leak: order[leak.category])
@@ -330,7 +332,9 @@ class LeakCheck:
             self._instrument = None
         _origins.uninstall()
 
-    def stop(self, phase: str | None = None) -> list[Leak]:
+    def stop(
+        self, phase: str | None = None, *, transient: Iterable[object] = ()
+    ) -> list[Leak]:
         """
         Wait up to the grace period for stragglers, polling, and return what
         is still left over (also kept in :attr:`leaks`). It neither raises nor
@@ -339,8 +343,12 @@ class LeakCheck:
         Args:
             phase: The phase that ends now, for leaks that no :meth:`mark`
                 saw.
+            transient: Objects about to be dropped (pytest's plugin passes a
+                test's fixture values, which pytest keeps until just after
+                teardown): cleaned objects they hold are not reported.
         """
         self._require_running()
+        self._transient = tuple(transient)
         deadline = time.monotonic() + self.grace
         pause = _FIRST_PAUSE
         while not self._settled():

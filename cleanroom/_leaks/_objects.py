@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 import threading
 import weakref
-from types import FrameType
+from collections.abc import Iterable
+from types import FrameType, ModuleType
 from typing import Any, Self
 
 from cleanroom._core import _context
@@ -133,16 +134,45 @@ def _owner_of(container: object) -> str | None:
     return None
 
 
-def report(objects: list[tuple[Any, str]]) -> list[Leak]:
+def _reachable(roots: Iterable[object], depth: int = 4) -> set[int]:
     """
-    Describe the *objects* still alive after a collection with what refers to
-    them, leaving out those only running code holds in local variables: they
-    go when that code returns.
+    The ids of what *roots* refer to, directly or through at most *depth*
+    objects: a fixture's value, the list it is, the tuples in it, their items.
     """
     import gc
 
-    frames, local_dicts = _running()
+    seen: set[int] = set()
+    level = [root for root in roots if not isinstance(root, type | ModuleType)]
+    for _ in range(depth + 1):
+        found = []
+        for obj in level:
+            if id(obj) not in seen:
+                seen.add(id(obj))
+                found.append(obj)
+        level = [
+            child
+            for child in gc.get_referents(*found)
+            if not isinstance(child, type | ModuleType)
+        ]
+    return seen
+
+
+def report(
+    objects: list[tuple[Any, str]], transient: Iterable[object] = ()
+) -> list[Leak]:
+    """
+    Describe the *objects* still alive after a collection with what refers to
+    them, leaving out those only running code holds in local variables, and
+    those that the *transient* objects (a test's fixture values) hold: they
+    go when that code returns, or once pytest drops them.
+    """
+    import gc
+
+    held = _reachable(transient)
     ours = {id(objects), *(id(pair) for pair in objects)}
+    objects = [pair for pair in objects if id(pair[0]) not in held]
+    ours.add(id(objects))
+    frames, local_dicts = _running()
     leaks = []
     for obj, where in objects:
         referrers = [

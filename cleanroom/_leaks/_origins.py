@@ -22,10 +22,7 @@ _originals: dict[str, Any] = {}
 started: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
 
 # Frames from these files and folders are plumbing: the origin is the first
-# frame outside them. Set by install(), when anyio and trio may be imported.
-_plumbing: tuple[str, ...] = ()
-
-
+# frame outside them. The paths of anyio, trio... are known once imported.
 _NAMES = ("anyio", "trio", "sniffio", "_pytest", "pluggy", "pytest_asyncio")
 _cache: tuple[tuple[bool, ...], tuple[str, ...]] | None = None
 
@@ -54,7 +51,7 @@ def _plumbing_paths() -> tuple[str, ...]:
 
 def plumbing(filename: str) -> bool:
     """Whether code in *filename* is plumbing (threading, asyncio, anyio, trio...)."""
-    return filename.startswith(_plumbing or _plumbing_paths())
+    return filename.startswith(_plumbing_paths())
 
 
 def where(frame: FrameType | None) -> str | None:
@@ -88,12 +85,11 @@ def _create_task(self: Any, coro: Any, *args: Any, **kwargs: Any) -> Any:
 
 def install() -> None:
     """Start noting origins; calls nest, each needs its :func:`uninstall`."""
-    global _users, _plumbing  # noqa: PLW0603
+    global _users  # noqa: PLW0603
     with _lock:
         _users += 1
         if _users > 1:
             return
-        _plumbing = _plumbing_paths()
         _originals["start"] = threading.Thread.start
         threading.Thread.start = _start  # type: ignore[method-assign]
         asyncio = sys.modules.get("asyncio")

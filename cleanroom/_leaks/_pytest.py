@@ -162,7 +162,9 @@ class _Bracket:
         finally:
             check, self.current = self.current, None
             if check is not None and check.running:
-                leaks = check.stop(phase="teardown")
+                # pytest drops the fixture values only after teardown.
+                funcargs = getattr(item, "funcargs", None) or {}
+                leaks = check.stop(phase="teardown", transient=funcargs.values())
                 if leaks:
                     item.user_properties.append((_PROPERTY, [str(x) for x in leaks]))
                     # A failed test's leftovers may be kept on purpose

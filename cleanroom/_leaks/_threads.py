@@ -46,7 +46,7 @@ def describe(thread: threading.Thread) -> Leak:
     target = getattr(thread, "_target", None)
     running = _function(target) if target is not None else type(thread).__qualname__
     daemon = " (daemon)" if thread.daemon else ""
-    details = [f"ident {thread.ident}, native id {thread.native_id}"]
+    details = []
     if target is not None:
         details.append(f"target: {_function(target)}")
     origin = _origins.started.get(thread)
