@@ -86,13 +86,14 @@ def no_leaks(
         memory_mb: A limit, in MiB, on memory growth traced by
             :mod:`tracemalloc`; ``None`` does not measure memory.
         grace: Seconds to wait for stragglers before anything counts.
-        allow: What may be left behind, on top of :data:`DEFAULT_ALLOW`.
+        allow: What may be left behind, on top of
+            :data:`~cleanroom.leaks.DEFAULT_ALLOW`.
         on_leak: ``"raise"`` or ``"warn"``.
         name: What is checked, for the report.
 
     Returns:
-        The :class:`LeakCheck`; after the block its :attr:`~LeakCheck.leaks`
-        lists what was found.
+        The :class:`~cleanroom.leaks.LeakCheck`; after the block its
+        :attr:`~cleanroom.leaks.LeakCheck.leaks` lists what was found.
 
     Raises:
         ValueError: On a bad *grace*, *memory_mb* or *on_leak*.

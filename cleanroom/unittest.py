@@ -180,9 +180,10 @@ class CleanroomMixin:
     #: ``{"level": "pods", "wait_after": 5}``.
     cleanroom_policy: ClassVar[Mapping[str, Any]] = {}
 
-    #: Check each test for leaks: ``True`` or ``"raise"``, ``"warn"``, a dict
-    #: of :func:`~cleanroom.no_leaks` settings, or ``None`` (the default) for
-    #: no check.
+    #: Whether and how each test is checked for leaks, as ``check_leaks`` of
+    #: :func:`~cleanroom.managed_resources` takes it — ``True`` or ``"raise"``,
+    #: ``"warn"``, a dict of :func:`~cleanroom.no_leaks` settings — or ``None``
+    #: (the default) for no check.
     #:
     #: .. versionadded:: 0.2.0
     cleanroom_check_leaks: ClassVar[CheckLeaks] = None

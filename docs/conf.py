@@ -38,6 +38,8 @@ nitpick_ignore = [
     ("py:attr", "exceptions"),  # BaseExceptionGroup.exceptions
     ("py:class", "collections.abc.Awaitable"),
     ("py:class", "collections.abc.Callable"),
+    ("py:class", "collections.abc.Iterable"),
+    ("py:class", "collections.abc.Iterator"),
     ("py:class", "collections.abc.Mapping"),
     ("py:class", "collections.abc.Sequence"),
     ("py:class", "contextlib.AsyncExitStack"),
@@ -47,6 +49,7 @@ nitpick_ignore = [
     ("py:class", "pathlib.Path"),
     ("py:class", "subprocess.Popen"),
     ("py:func", "fnmatch.fnmatchcase"),
+    ("py:mod", "tracemalloc"),
     ("py:func", "tempfile.mkdtemp"),
     ("py:func", "tempfile.mkstemp"),
     ("py:class", "unittest.IsolatedAsyncioTestCase"),
@@ -59,6 +62,8 @@ nitpick_ignore = [
     ("py:class", "Category"),
     ("py:class", "OnError"),
     ("py:class", "OnFailure"),
+    ("py:class", "OnLeak"),
+    ("py:class", "CheckLeaks"),
 ]
 
 

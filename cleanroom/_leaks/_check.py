@@ -388,14 +388,14 @@ class LeakCheck:
 
     def conclude(self, exc: BaseException | None = None) -> None:
         """
-        Raise or warn, per :attr:`on_leak`, when :attr:`leaks` is not empty.
+        Raise or warn, per ``on_leak``, when :attr:`leaks` is not empty.
 
         Args:
             exc: The exception the checked block raised, if any: the report
                 is added to it as a note instead, so that it stays the error.
 
         Raises:
-            LeakError: When something leaked and :attr:`on_leak` is ``"raise"``.
+            LeakError: When something leaked and ``on_leak`` is ``"raise"``.
         """
         if not self.leaks:
             return

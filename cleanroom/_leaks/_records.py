@@ -55,8 +55,8 @@ def _patterns(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
 @attrs.frozen
 class Allow:
     """
-    What a leak check lets pass: ``fnmatch`` patterns (``*``, ``?``, ``[ab]``,
-    case-sensitive) matched against the names of what is left behind.
+    The things a leak check lets pass, by ``fnmatch`` patterns (``*``, ``?``,
+    ``[ab]``, case-sensitive) matched against the names of what is left behind.
 
     Combine allow-lists with ``|``. A check always adds :data:`DEFAULT_ALLOW`
     unless the list it is given says ``defaults=False``.
