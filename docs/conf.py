@@ -36,10 +36,12 @@ napoleon_numpy_docstring = False
 nitpicky = True
 nitpick_ignore = [
     ("py:attr", "exceptions"),  # BaseExceptionGroup.exceptions
+    ("py:class", "asyncio.Task"),
+    ("py:class", "collections.abc.AsyncIterator"),
     ("py:class", "collections.abc.Awaitable"),
-    ("py:class", "collections.abc.Callable"),
-    ("py:class", "collections.abc.Iterable"),
     ("py:class", "collections.abc.Iterator"),
+    ("py:class", "collections.abc.Iterable"),
+    ("py:class", "collections.abc.Callable"),
     ("py:class", "collections.abc.Mapping"),
     ("py:class", "collections.abc.Sequence"),
     ("py:class", "contextlib.AsyncExitStack"),
@@ -50,6 +52,7 @@ nitpick_ignore = [
     ("py:class", "subprocess.Popen"),
     ("py:func", "fnmatch.fnmatchcase"),
     ("py:mod", "tracemalloc"),
+    ("py:class", "tempfile.TemporaryDirectory"),
     ("py:func", "tempfile.mkdtemp"),
     ("py:func", "tempfile.mkstemp"),
     ("py:class", "unittest.IsolatedAsyncioTestCase"),
@@ -60,6 +63,7 @@ nitpick_ignore = [
     ("py:class", "cleanroom._core._api.T"),
     ("py:class", "cleanroom._core._scope.T"),
     ("py:class", "Category"),
+    ("py:class", "LabelStyle"),
     ("py:class", "OnError"),
     ("py:class", "OnFailure"),
     ("py:class", "OnLeak"),
