@@ -261,6 +261,35 @@ class TestMarker:
         result.assert_outcomes(passed=2, errors=1)
         result.stdout.fnmatch_lines(["*thread 'from-testcase'*"])
 
+    def test_a_cleanroom_test_case_under_pytest(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """cleanroom_check_leaks of a CleanroomTestCase works when pytest runs it."""
+        pytester.makepyfile(
+            """
+            import threading
+
+            from conftest import STOP
+
+            from cleanroom.unittest import CleanroomTestCase
+
+
+            class TestCase(CleanroomTestCase):
+                cleanroom_check_leaks = {"grace": 0}
+
+                def test_leaks(self):
+                    threading.Thread(target=STOP.wait, name="case-thread").start()
+
+                def test_clean(self):
+                    pass
+            """
+        )
+        result = pytester.runpytest()
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(
+            ["*LeakError: *test_leaks left 1 thing behind*", "*thread 'case-thread'*"]
+        )
+
 
 class TestXdist:
     @pytest.mark.slow
