@@ -365,11 +365,14 @@ class LeakCheck:
         tasks about to finish can.
         """
         import anyio
+        import anyio.lowlevel
 
         self._require_running()
         deadline = time.monotonic() + self.grace
         pause = _FIRST_PAUSE
         with anyio.CancelScope(shield=True):
+            # Let tasks scheduled a moment ago take their first step.
+            await anyio.lowlevel.checkpoint()
             while not self._settled():
                 left = deadline - time.monotonic()
                 if left <= 0:

@@ -114,9 +114,27 @@ def _names(task: Any) -> tuple[str, str]:
         code = getattr(coro, "cr_code", None)
         if code is not None and not _origins.plumbing(code.co_filename):
             return name, getattr(coro, "__qualname__", outer)
-        coro = getattr(coro, "cr_await", None)
+        inner = getattr(coro, "cr_await", None)
+        if inner is None:
+            # A wrapper that has not started yet (anyio's, on trio) holds the
+            # coroutine it will run, as an argument or an argument's attribute.
+            inner = _argument_coroutine(coro)
+        coro = inner
         seen += 1
     return name, outer
+
+
+def _argument_coroutine(coro: Any) -> Any:
+    frame = getattr(coro, "cr_frame", None)
+    if frame is None or getattr(coro, "cr_running", False):
+        return None
+    import gc
+
+    values = list(frame.f_locals.values())
+    for candidate in [*values, *gc.get_referents(*values)]:
+        if getattr(candidate, "cr_code", None) is not None and candidate is not coro:
+            return candidate
+    return None
 
 
 def _waiting_at(coro: Any) -> str | None:
