@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sybil import Document, Example, Region, Sybil
 from sybil.evaluators.python import PythonEvaluator
 from sybil.parsers import myst, rest
@@ -48,6 +49,13 @@ def pytest_configure() -> None:
     # Removed at exit, after the journal's own exit handler (registered later,
     # so run earlier) has closed it.
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the examples of the Kubernetes page as Kubernetes tests."""
+    for item in items:
+        if item.path.name == "kubernetes.md":
+            item.add_marker(pytest.mark.kubernetes)
 
 
 _TEST_FILE = re.compile(r"\A# (test_\w+\.py)\n")

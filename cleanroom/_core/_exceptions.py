@@ -6,7 +6,7 @@ public home.
 from __future__ import annotations
 
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
@@ -80,6 +80,23 @@ class CleanupTimeoutError(CleanroomError, TimeoutError):
 
     .. versionadded:: 0.1.0
     """
+
+
+class DeletionBlockedError(CleanroomError, TimeoutError):
+    """
+    Raised (inside a :class:`CleanupError`) when resources still exist when
+    waiting for their deletion ends; the message names each one and what holds
+    it, such as a Kubernetes finalizer.
+
+    Attributes:
+        blocked: The name of each resource still there, with what holds it.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, message: str, blocked: Mapping[str, Sequence[str]]) -> None:
+        super().__init__(message)
+        self.blocked = dict(blocked)
 
 
 class CleanupError(ExceptionGroup[Exception]):
