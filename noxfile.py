@@ -41,7 +41,10 @@ def integration(session: nox.Session) -> None:
     """
     Run the tests that need Docker or Kubernetes, and only those. The
     Kubernetes control plane comes from ``.ci/control-plane`` (built on first
-    use, about 15 minutes); one started here is stopped at the end.
+    use, 10 to 15 minutes); one started here is stopped at the end. A missing
+    Docker engine fails the session: start one first (as root on Debian,
+    ``.ci/docker-engine`` installs and starts ``dockerd`` and imports the test
+    image; see the README).
     """
     install(session, "tests", package=".[all]")
     script = str(ROOT / ".ci" / "control-plane")
@@ -108,12 +111,14 @@ def bench(session: nox.Session) -> None:
         session.skip("bench/run.py does not exist")
     install(session, "bench", package=".[all]")
     session.run("python", str(script), *session.posargs)
-    # The pytest plugin's overhead, the sweep of 1,000 orphans, deleting 100
-    # pods (it says it skipped when no control plane runs) and the cost of a
-    # leak check per test.
+    # The pytest plugin's overhead, the sweep of 1,000 orphans, how fast a
+    # stopped run ends, Docker teardown, deleting 100 pods (each says it
+    # skipped without its service) and the cost of a leak check per test.
     for extra in (
         "bench_plugin.py",
         "bench_sweep.py",
+        "bench_signals.py",
+        "bench_docker.py",
         "bench_kubernetes.py",
         "bench_leaks.py",
     ):

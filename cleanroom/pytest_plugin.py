@@ -30,16 +30,17 @@ command line, then ``CLEANROOM_*`` variables, then ini keys, then
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from ._core import _signals
-from ._core._policy import POLICY_FIELDS, Outcome, Policy
+from ._core import _session, _signals
+from ._core._policy import POLICY_FIELDS, Outcome, Policy, is_given
 from ._core._registry import Registry, Report
 from ._core._resource import Disposition, describe
 from ._core._scope import Scope
@@ -47,6 +48,9 @@ from ._core._session import new_id
 from ._leaks import _pytest as _leaks_pytest
 from ._leaks._check import from_setting
 from .exceptions import PolicyError, Terminated
+
+if TYPE_CHECKING:
+    from ._crash._sweep import Retention
 
 #: Settings the ``cleanroom`` marker accepts: the policy's, the seed's
 #: ``cleanup_level`` (another name for ``level``) and ``check_leaks``.
@@ -128,6 +132,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="do not remove the orphaned resources of dead sessions at start",
     )
     group.addoption(
+        "--cleanroom-retention-count",
+        dest="cleanroom_retention_count",
+        metavar="N",
+        default=None,
+        help="keep what failed tests (or a level) kept for the last N sessions "
+        "before a sweep removes it (default 3; 'none': no limit by count)",
+    )
+    group.addoption(
+        "--cleanroom-retention-age",
+        dest="cleanroom_retention_age",
+        metavar="DURATION",
+        default=None,
+        help="remove kept resources older than DURATION (90s, 15m, 2h, 7d) "
+        "whatever the count (default: none)",
+    )
+    group.addoption(
         "--cleanroom-journal",
         dest="cleanroom_journal",
         metavar="PATH",
@@ -141,6 +161,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "cleanroom_journal",
         "cleanroom: the journal of created resources, relative to the ini file",
+        default="",
+    )
+    parser.addini(
+        "cleanroom_retention_count",
+        "cleanroom: how many sessions' kept resources stay (default 3, or none)",
+        default="",
+    )
+    parser.addini(
+        "cleanroom_retention_age",
+        "cleanroom: how long kept resources stay at most (a duration, or none)",
         default="",
     )
     parser.addini(
@@ -159,6 +189,24 @@ def _option_settings(config: pytest.Config) -> dict[str, Any]:
     if force is False:
         settings["on_failure"] = "keep"
     return settings
+
+
+def _retention(config: pytest.Config) -> Retention:
+    """The retention of kept resources: options, environment, ini, pyproject."""
+    from ._crash._sweep import Retention
+
+    ini = {
+        name: str(config.getini(f"cleanroom_retention_{name}")).strip() or None
+        for name in ("count", "age")
+    }
+    try:
+        return Retention.resolve(
+            count=config.getoption("cleanroom_retention_count"),
+            age=config.getoption("cleanroom_retention_age"),
+            config=ini,
+        )
+    except ValueError as exc:
+        raise pytest.UsageError(f"cleanroom: {exc}") from None
 
 
 def _ini_settings(config: pytest.Config) -> dict[str, Any]:
@@ -210,7 +258,7 @@ def marker_settings(node: pytest.Item | pytest.Collector) -> dict[str, Any]:
                 f"level={level!r} and cleanup_level={alias!r} disagree; give one"
             )
         given["level"] = alias
-    settings = {key: value for key, value in given.items() if value is not None}
+    settings = {key: value for key, value in given.items() if is_given(key, value)}
     if settings:
         Policy().evolve(**settings)
     return settings
@@ -284,12 +332,16 @@ class _Plugin:
         self._marked: dict[int, bool] = {}
         self.interrupt: BaseException | None = None
         self.remote: list[dict[str, Any]] = []
+        #: What the sweep at the start of the run removed.
+        self.swept: list[dict[str, Any]] = []
         self._environ: dict[str, str | None] = {}
         self._registry_before: tuple[dict[str, Any], dict[str, Any]] | None = None
         self._own_signals = False
         self._signals_seen = 0
         self._baseline: tuple[Report, int, int, int, int, int] | None = None
         self._hold: _signals.Cleaning | None = None
+        self._command_set = False
+        self._forget_hook: Callable[[], None] | None = None
 
     # -- configure / unconfigure
 
@@ -304,7 +356,16 @@ class _Plugin:
         except PolicyError as exc:
             raise pytest.UsageError(f"cleanroom: {exc}") from None
         self._registry_before = before
-        if not self.worker:
+        if self.worker:
+            # The journal names the run's command, not the worker's "-c".
+            workerinput = config.workerinput  # type: ignore[attr-defined]
+            argv = workerinput.get("mainargv") or []
+            if argv:
+                _session.set_command(
+                    f"{' '.join(argv)} (xdist worker {workerinput['workerid']})"
+                )
+                self._command_set = True
+        else:
             # Set before xdist starts its workers, so that they inherit them.
             if not os.environ.get(_ENV_SESSION):
                 self._setenv(_ENV_SESSION, new_id())
@@ -333,6 +394,12 @@ class _Plugin:
         os.environ[name] = value
 
     def unconfigure(self) -> None:
+        if self._forget_hook is not None:
+            self._forget_hook()
+            self._forget_hook = None
+        if self._command_set:
+            _session.set_command(None)
+            self._command_set = False
         for name, value in self._environ.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -445,20 +512,23 @@ class _Plugin:
     # -- hooks
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        """Sweep the orphans of dead sessions, once per run (in xdist's controller)."""
+        """
+        Sweep what ended sessions left, once per run (in xdist's controller),
+        and have xdist's controller pass SIGTERM on to its workers at once.
+        """
         self.session = session
         config = self.config
         if self.worker:
             return
+        if self._own_signals and config.pluginmanager.has_plugin("dsession"):
+            # Each worker runs its own tests' cleanups; without the signal,
+            # xdist waits 10 s for workers that go on testing, then kills them.
+            self._forget_hook = _signals.on_sigterm(_terminate_workers)
         if config.getoption("cleanroom_no_sweep") or not config.getini(
             "cleanroom_sweep"
         ):
             return
-        swept = _sweep_at_start()
-        if swept:
-            self._write(
-                f"cleanroom: swept {swept} orphaned resource{'s' if swept != 1 else ''}"
-            )
+        self.swept = _sweep_at_start(_retention(config))
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """
@@ -486,12 +556,22 @@ class _Plugin:
         if used:
             self.track()
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_keyboard_interrupt(
         self, excinfo: pytest.ExceptionInfo[BaseException]
     ) -> None:
-        """Remember the interrupt: the scopes torn down from now on were interrupted."""
+        """
+        Remember the interrupt: the scopes torn down from now on were
+        interrupted. For SIGTERM, keep only the traceback's last entry (the
+        one pytest reports) unless ``--fulltrace`` is given: formatting the
+        whole of it takes seconds of the grace a runner gives before SIGKILL.
+        """
         self.interrupt = excinfo.value
         self._hold_signals()
+        if isinstance(excinfo.value, Terminated) and not self.config.getoption(
+            "fulltrace", False
+        ):
+            excinfo.traceback = excinfo.traceback[-1:]
 
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_sessionfinish(
@@ -580,6 +660,7 @@ class _Plugin:
     def summary(self) -> dict[str, Any]:
         """The local summary with those of xdist's workers added."""
         total = self.local_summary()
+        total["swept"] = list(self.swept)
         for remote in self.remote:
             for key in ("cleaned", "collected", "forgotten"):
                 total[key] += int(remote.get(key, 0))
@@ -588,14 +669,70 @@ class _Plugin:
         return total
 
 
-def _sweep_at_start() -> int:
-    """Remove the orphaned resources of dead sessions; return how many."""
+def _terminate_workers() -> None:
+    """Send SIGTERM to this process's xdist workers (execnet's popen gateways)."""
+    try:
+        from execnet.gateway_io import popen_bootstrapline
+    except ImportError:  # pragma: no cover - xdist needs execnet
+        return
+    proc = Path("/proc")
+    if not proc.is_dir():  # pragma: no cover - found through /proc (Linux)
+        return
+    marker = b"\0-c\0" + popen_bootstrapline.encode() + b"\0"
+    me = str(os.getpid())
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _session.stat_fields(int(entry.name))
+        if fields is None or len(fields) < 2 or fields[1] != me:  # noqa: PLR2004
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGTERM)
+
+
+def _sweep_at_start(retention: Retention) -> list[dict[str, Any]]:
+    """
+    Remove what ended sessions left: orphans, and kept resources past their
+    retention; return what was removed, for the summary.
+    """
     from ._crash import _sweep
 
     try:
-        return int(_sweep.session_start_sweep())
+        report = _sweep.session_start_sweep(
+            os.environ.get(_ENV_SESSION) or None, retention
+        )
     except Exception:  # it promises not to raise; a sweep must never stop a run
-        return 0
+        return []
+    if report is None:
+        return []
+    return [
+        {
+            "what": result.description,
+            "reason": result.reason or "",
+            "session": result.session or "",
+        }
+        for result in report.results
+        if result.action == "removed"
+    ]
+
+
+def _swept_line(swept: Sequence[Mapping[str, Any]]) -> str:
+    """Say how many resources of earlier sessions the start-of-run sweep removed."""
+    kept = sum(1 for entry in swept if entry["reason"].startswith("kept"))
+    parts = []
+    if len(swept) - kept:
+        parts.append(f"{len(swept) - kept} orphaned")
+    if kept:
+        parts.append(f"{kept} kept past their retention")
+    plural = "s" if len(swept) != 1 else ""
+    return (
+        f"swept {len(swept)} resource{plural} of earlier sessions ({', '.join(parts)})"
+    )
 
 
 def _write_summary(
@@ -605,10 +742,21 @@ def _write_summary(
 ) -> None:
     verbose = verbosity > 0
     kept, failed = summary["kept"], summary["failed"]
-    if not (kept or failed or (verbose and _anything(summary))):
+    swept = summary.get("swept", [])
+    if not (kept or failed or swept or (verbose and _anything(summary))):
         return
     write = terminalreporter.write_line
     terminalreporter.section("cleanroom")
+    if swept:
+        write(f"{_swept_line(swept)}:")
+        shown_swept = None if verbose else SUMMARY_LINES
+        for entry in swept[:shown_swept]:
+            write(
+                f"    {entry['what']} of session {entry['session'][:12]}: "
+                f"{entry['reason']}"
+            )
+        if shown_swept is not None and len(swept) > shown_swept:
+            write(f"    ... and {len(swept) - shown_swept} more (-v lists them all)")
     counts = [
         f"{summary['cleaned']} cleaned",
         f"{len(kept)} kept",
@@ -617,7 +765,8 @@ def _write_summary(
     if verbose:
         counts.append(f"{summary['collected']} collected before their scope closed")
         counts.append(f"{summary['forgotten']} forgotten")
-    write(", ".join(counts))
+    if kept or failed or verbose:
+        write(", ".join(counts))
     shown = None if verbose else SUMMARY_LINES
     _write_entries(write, kept, "kept", "kept", shown, verbose=verbose)
     _write_entries(

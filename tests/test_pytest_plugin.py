@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cleanroom._core._policy import POLICY_FIELDS
+from cleanroom._crash._journal import Journal
 
 pytest_plugins = ["pytester"]
 
@@ -1088,12 +1089,17 @@ class TestSession:
         pytester.runpytest().assert_outcomes(passed=1)
 
     def test_sweep_at_start(self, pytester: pytest.Pytester) -> None:
-        """Orphans of a dead session are swept at start, and the run says so."""
+        """Orphans of a dead session are swept at start; the summary says which."""
         orphan = make_orphan(pytester)
         pytester.makepyfile("def test_it(): pass")
         result = pytester.runpytest_subprocess("-p", "no:randomly")
         result.assert_outcomes(passed=1)
-        result.stdout.fnmatch_lines(["cleanroom: swept 1 orphaned resource"])
+        result.stdout.fnmatch_lines(
+            [
+                "swept 1 resource of earlier sessions (1 orphaned):",
+                f"    tempdir '{orphan}' of session * orphaned: its owner died",
+            ]
+        )
         assert not orphan.exists()
 
     def test_no_sweep(self, pytester: pytest.Pytester) -> None:
@@ -1104,6 +1110,48 @@ class TestSession:
         result.assert_outcomes(passed=1)
         assert "swept" not in result.stdout.str()
         assert orphan.exists()
+
+    def test_kept_resources_survive_the_next_runs(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """What a run kept stays for the last N sessions, then a sweep says so."""
+        folder = pytester.mkdir("kept")
+        pytester.makepyfile(
+            f"""
+            def test_it(cleanroom):
+                cleanroom.tempdir(dir={str(folder)!r})
+            """
+        )
+        pytester.makeini(INI + "cleanroom_retention_count = 2\n")
+        first = pytester.runpytest_subprocess("--resource-cleanup", "none")
+        first.assert_outcomes(passed=1)
+        (made,) = folder.iterdir()
+        second = pytester.runpytest_subprocess("--resource-cleanup", "none")
+        second.assert_outcomes(passed=1)
+        assert made.exists()
+        assert "swept" not in second.stdout.str()
+        (later,) = (p for p in folder.iterdir() if p != made)
+        third = pytester.runpytest_subprocess()
+        third.assert_outcomes(passed=1)
+        assert list(folder.iterdir()) == [later]
+        third.stdout.fnmatch_lines(
+            [
+                "swept 1 resource of earlier sessions (1 kept past their retention):",
+                (
+                    f"    tempdir '{made}' of session * kept; 2 newer sessions ran "
+                    "(retention: 2)"
+                ),
+            ]
+        )
+
+    def test_retention_option_checked(self, pytester: pytest.Pytester) -> None:
+        """A bad retention is a usage error naming the value and the valid ones."""
+        pytester.makepyfile("def test_it(): pass")
+        result = pytester.runpytest_subprocess("--cleanroom-retention-count", "many")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(
+            ["*retention count must be a number of sessions (0 or more) or 'none'*"]
+        )
 
 
 def make_orphan(pytester: pytest.Pytester) -> Path:
@@ -1164,6 +1212,27 @@ class TestXdist:
         result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist")
         result.assert_outcomes(passed=2, failed=2)
         assert left(pytester) == ["a-fail", "b-fail"]
+
+    def test_journal_names_the_run_command(self, pytester: pytest.Pytester) -> None:
+        """Workers journal the run's command line (cleanroom list), not '-c'."""
+        pytester.makepyfile(
+            test_a="""
+            def test_pass(cleanroom, make):
+                make(cleanroom, "fake-pod", "a-pass")
+            """,
+            test_b="""
+            def test_pass(cleanroom, make):
+                make(cleanroom, "fake-pod", "b-pass")
+            """,
+        )
+        result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist")
+        result.assert_outcomes(passed=2)
+        with Journal(Path(os.environ["CLEANROOM_JOURNAL"])) as journal:
+            commands = sorted(owner.command for owner in journal.owners())
+        assert len(commands) == 2
+        for command, worker in zip(commands, ("gw0", "gw1"), strict=True):
+            assert "pytest" in command
+            assert command.endswith(f" -n 2 -p xdist (xdist worker {worker})")
 
     def test_summary_merges_the_workers(self, pytester: pytest.Pytester) -> None:
         """The controller's summary counts and lists what every worker did."""
@@ -1228,4 +1297,4 @@ class TestXdist:
         )
         result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist")
         result.assert_outcomes(passed=2)
-        assert result.stdout.str().count("cleanroom: swept") == 1
+        assert result.stdout.str().count("swept 1 resource") == 1

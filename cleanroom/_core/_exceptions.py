@@ -63,6 +63,16 @@ class BackendUnavailableError(CleanroomError, ConnectionError):
     """
 
 
+class NameConflictError(CleanroomError, RuntimeError):
+    """
+    Raised when a name cleanroom was asked to create is held by something it
+    may not remove: an object of a live session, or one cleanroom did not
+    create. The message names the holder and its owner; nothing is deleted.
+
+    .. versionadded:: 0.2.0
+    """
+
+
 class ScopeStateError(CleanroomError, RuntimeError):
     """
     Raised when a scope is used in a way its state does not allow: a sync
