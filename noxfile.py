@@ -112,13 +112,14 @@ def bench(session: nox.Session) -> None:
     install(session, "bench", package=".[all]")
     session.run("python", str(script), *session.posargs)
     # The pytest plugin's overhead, the sweep of 1,000 orphans, how fast a
-    # stopped run ends, Docker teardown and deleting 100 pods (each says it
-    # skipped without its service).
+    # stopped run ends, Docker teardown, deleting 100 pods (each says it
+    # skipped without its service) and the cost of a leak check per test.
     for extra in (
         "bench_plugin.py",
         "bench_sweep.py",
         "bench_signals.py",
         "bench_docker.py",
         "bench_kubernetes.py",
+        "bench_leaks.py",
     ):
         session.run("python", str(ROOT / "bench" / extra))

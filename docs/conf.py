@@ -54,6 +54,7 @@ nitpick_ignore = [
     ("py:class", "pathlib.Path"),
     ("py:class", "subprocess.Popen"),
     ("py:func", "fnmatch.fnmatchcase"),
+    ("py:mod", "tracemalloc"),
     ("py:class", "tempfile.TemporaryDirectory"),
     ("py:func", "tempfile.mkdtemp"),
     ("py:func", "tempfile.mkstemp"),
@@ -76,6 +77,8 @@ nitpick_ignore = [
     ("py:class", "LabelStyle"),
     ("py:class", "OnError"),
     ("py:class", "OnFailure"),
+    ("py:class", "OnLeak"),
+    ("py:class", "CheckLeaks"),
 ]
 
 

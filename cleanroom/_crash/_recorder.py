@@ -465,6 +465,16 @@ def recorder() -> Recorder | None:
     return _recorder
 
 
+def existing() -> Recorder | None:
+    """
+    Return the process's recorder if one was made, without making one (leak
+    checks ask it which processes and files are cleanroom's own).
+
+    .. versionadded:: 0.2.0
+    """
+    return _recorder
+
+
 def attach(registry: Registry) -> None:
     """
     Subscribe the process's recorder to *registry*; never raises.
