@@ -496,7 +496,7 @@ def env_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 #: Keys of ``[tool.cleanroom]`` that are not policy settings.
-PROJECT_KEYS: Final = ("levels", "allowed_roots", "journal", "retention")
+PROJECT_KEYS: Final = ("levels", "allowed_roots", "journal", "retention", "commands")
 
 _project_cache: dict[Path, tuple[float, dict[str, Any]]] = {}
 _project_lock = threading.Lock()
