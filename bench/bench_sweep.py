@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING
 from _measure import Result
 
 if TYPE_CHECKING:
-    from cleanroom._session import Owner
+    from cleanroom._core._session import Owner
 
 ORPHANS = 1000
 
 
 def _dead_owner(session: str) -> Owner:
-    from cleanroom._session import Owner, hostname, new_id, process_start_time
+    from cleanroom._core._session import Owner, hostname, new_id, process_start_time
 
     process = subprocess.Popen(["sleep", "0"])
     start = process_start_time(process.pid)
@@ -49,8 +49,8 @@ def _dead_owner(session: str) -> Owner:
 
 def sweep_once(base: Path) -> float:
     """Journal 1,000 orphan files and time one sweep that removes them."""
-    from cleanroom._journal import Journal
-    from cleanroom._sweep import sweep
+    from cleanroom._crash._journal import Journal
+    from cleanroom._crash._sweep import sweep
 
     folder = Path(tempfile.mkdtemp(dir=base))
     owner = _dead_owner("bench")
@@ -78,8 +78,8 @@ def sweep_once(base: Path) -> float:
 
 def reaper_start() -> tuple[float, float]:
     """Return (Popen's cost, time until the reaper is ready), in seconds."""
-    from cleanroom._recorder import start_reaper
-    from cleanroom._session import Owner, current_owner, new_id
+    from cleanroom._core._session import Owner, current_owner, new_id
+    from cleanroom._crash._recorder import start_reaper
 
     me = current_owner()
     fake = Owner(new_id(), "bench", me.host, me.pid, me.start_time)

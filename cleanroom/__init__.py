@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from types import FunctionType
 
-from ._api import current_scope, managed_resources, register, with_cleanup
-from ._policy import (
+from ._core._api import current_scope, managed_resources, register, with_cleanup
+from ._core._policy import (
     ALL,
     NONE,
     PODS,
@@ -22,8 +22,8 @@ from ._policy import (
     get_level,
     register_level,
 )
-from ._registry import Listener, Registry, Report
-from ._resource import (
+from ._core._registry import Listener, Registry, Report
+from ._core._resource import (
     BaseKind,
     Disposition,
     Kind,
@@ -34,7 +34,7 @@ from ._resource import (
     register_kind,
     unregister_kind,
 )
-from ._scope import Scope
+from ._core._scope import Scope
 from ._version import __version__
 from .exceptions import (
     CleanroomError,

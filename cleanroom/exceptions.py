@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
-    from ._resource import Resource
+    from ._core._resource import Resource
 
 __all__ = [
     "CleanroomError",

@@ -38,12 +38,12 @@ from typing import Any, Final
 
 import pytest
 
-from . import _signals
-from ._policy import POLICY_FIELDS, Outcome, Policy
-from ._registry import Registry, Report
-from ._resource import Disposition, describe
-from ._scope import Scope
-from ._session import new_id
+from ._core import _signals
+from ._core._policy import POLICY_FIELDS, Outcome, Policy
+from ._core._registry import Registry, Report
+from ._core._resource import Disposition, describe
+from ._core._scope import Scope
+from ._core._session import new_id
 from .exceptions import PolicyError, Terminated
 
 #: Settings the ``cleanroom`` marker accepts: the policy's, the seed's
@@ -587,7 +587,7 @@ class _Plugin:
 
 def _sweep_at_start() -> int:
     """Remove the orphaned resources of dead sessions; return how many."""
-    from . import _sweep
+    from ._crash import _sweep
 
     try:
         return int(_sweep.session_start_sweep())

@@ -28,9 +28,9 @@ import unittest
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from . import _context
-from ._policy import Outcome, Policy
-from ._scope import Scope
+from ._core import _context
+from ._core._policy import Outcome, Policy
+from ._core._scope import Scope
 
 if TYPE_CHECKING:
     from types import TracebackType

@@ -53,9 +53,9 @@ nitpick_ignore = [
     ("py:class", "unittest.TestCase"),
     # Type variables and aliases of the signatures.
     ("py:class", "~P"),
-    ("py:class", "cleanroom._api.R"),
-    ("py:class", "cleanroom._api.T"),
-    ("py:class", "cleanroom._scope.T"),
+    ("py:class", "cleanroom._core._api.R"),
+    ("py:class", "cleanroom._core._api.T"),
+    ("py:class", "cleanroom._core._scope.T"),
     ("py:class", "Category"),
     ("py:class", "OnError"),
     ("py:class", "OnFailure"),

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from cleanroom._journal import Journal
-from cleanroom._session import pid_alive
+from cleanroom._core._session import pid_alive
+from cleanroom._crash._journal import Journal
 from procs import running
 
 pytestmark = pytest.mark.skipif(
@@ -241,8 +241,8 @@ SWEEPER = """
 import sys, time
 sys.path.insert(0, sys.argv[2])
 import markerkinds
-from cleanroom._journal import Journal
-from cleanroom._sweep import sweep
+from cleanroom._crash._journal import Journal
+from cleanroom._crash._sweep import sweep
 removed = 0
 deadline = time.monotonic() + float(sys.argv[3])
 with Journal(sys.argv[1]) as journal:

@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 
 from cleanroom import __version__
-from cleanroom._check import check_docker
 from cleanroom._cli import main
-from cleanroom._journal import Journal
-from cleanroom._session import (
+from cleanroom._cli._check import check_docker
+from cleanroom._core._session import (
     Owner,
     current_owner,
 )
+from cleanroom._crash._journal import Journal
 from procs import dead_owner
 
 TESTS = Path(__file__).parent
@@ -554,7 +554,7 @@ class TestRun:
         """Where sigtimedwait() is missing, handlers forward signals instead."""
         code = (
             "import os, sys\n"
-            "from cleanroom._run import _supervise_handlers\n"
+            "from cleanroom._cli._run import _supervise_handlers\n"
             "print('ready', flush=True)\n"
             "code, result = _supervise_handlers(\n"
             "    ['sleep', '60'], dict(os.environ), lambda: 'cleaned')\n"

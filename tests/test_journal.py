@@ -20,8 +20,10 @@ from types import ModuleType
 import pytest
 
 import cleanroom
-from cleanroom import Scope, _recorder
-from cleanroom._journal import (
+from cleanroom import Scope
+from cleanroom._core._session import Owner, current_owner, new_id
+from cleanroom._crash import _recorder
+from cleanroom._crash._journal import (
     APPLICATION_ID,
     Journal,
     JournalUnavailable,
@@ -29,7 +31,6 @@ from cleanroom._journal import (
     journal_path,
     open_existing,
 )
-from cleanroom._session import Owner, current_owner, new_id
 
 TESTS = Path(__file__).parent
 

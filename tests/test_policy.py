@@ -13,7 +13,7 @@ import pytest
 
 import cleanroom
 from cleanroom import ALL, NONE, PODS, BaseKind, Level, Outcome, Policy, PolicyError
-from cleanroom._policy import Decision, project_config
+from cleanroom._core._policy import Decision, project_config
 
 
 @pytest.fixture

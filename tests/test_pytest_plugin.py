@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cleanroom._policy import POLICY_FIELDS
+from cleanroom._core._policy import POLICY_FIELDS
 
 pytest_plugins = ["pytester"]
 

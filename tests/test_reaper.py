@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from cleanroom._journal import Journal, OwnerRow, Row
-from cleanroom._session import pid_alive
+from cleanroom._core._session import pid_alive
+from cleanroom._crash._journal import Journal, OwnerRow, Row
 from procs import running
 
 pytestmark = pytest.mark.skipif(
@@ -214,7 +214,7 @@ time.sleep(120)
             tmp_path,
             f"""
 from cleanroom.kinds.processes import PROCESSES
-from cleanroom._session import TOKEN_ENV
+from cleanroom._core._session import TOKEN_ENV
 scope = Scope("work").__enter__()
 scope._intent(markerkinds.MARKERS, "made", path=str(root / "made"))
 (root / "made").write_text("x")

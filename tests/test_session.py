@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cleanroom import _session
-from cleanroom._session import (
+from cleanroom._core import _session
+from cleanroom._core._session import (
     STALE_AFTER,
     TOKEN_ENV,
     current_owner,
@@ -50,7 +50,7 @@ class TestSession:
             [
                 sys.executable,
                 "-c",
-                "from cleanroom._session import session_id; print(session_id())",
+                "from cleanroom._core._session import session_id; print(session_id())",
             ],
             env={**os.environ, "CLEANROOM_SESSION": "run-42"},
             capture_output=True,
@@ -63,7 +63,7 @@ class TestSession:
         """Without CLEANROOM_SESSION each process has a new random session."""
         env = {k: v for k, v in os.environ.items() if k != "CLEANROOM_SESSION"}
         code = (
-            "from cleanroom._session import session_id\n"
+            "from cleanroom._core._session import session_id\n"
             "print(session_id(), session_id())"
         )
         ids = [

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from cleanroom import Outcome
-from cleanroom._signals import Cleaning, Terminated
+from cleanroom._core._signals import Cleaning, Terminated
 
 TIMEOUT = 60
 

@@ -16,12 +16,12 @@ import attrs
 import pytest
 
 from cleanroom import BaseKind, Resource, register_kind, unregister_kind
-from cleanroom._journal import Journal
-from cleanroom._session import (
+from cleanroom._core._session import (
     Owner,
     current_owner,
 )
-from cleanroom._sweep import (
+from cleanroom._crash._journal import Journal
+from cleanroom._crash._sweep import (
     PrefixRule,
     is_orphan,
     parse_duration,

@@ -52,12 +52,18 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from cleanroom._policy import find_pyproject, project_config
-from cleanroom._resource import BaseKind, Disposition, Resource, State, register_kind
+from cleanroom._core._policy import find_pyproject, project_config
+from cleanroom._core._resource import (
+    BaseKind,
+    Disposition,
+    Resource,
+    State,
+    register_kind,
+)
 from cleanroom.exceptions import PolicyError, UnsafePathError
 
 if TYPE_CHECKING:
-    from cleanroom._scope import Scope
+    from cleanroom._core._scope import Scope
 
 __all__ = [
     "ENV_ALLOWED_ROOTS",

@@ -39,12 +39,18 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import attrs
 
-from cleanroom._resource import BaseKind, Disposition, Resource, State, register_kind
-from cleanroom._session import TOKEN_ENV, new_id, pids_with_token, stat_fields
+from cleanroom._core._resource import (
+    BaseKind,
+    Disposition,
+    Resource,
+    State,
+    register_kind,
+)
+from cleanroom._core._session import TOKEN_ENV, new_id, pids_with_token, stat_fields
 from cleanroom.exceptions import CleanroomError
 
 if TYPE_CHECKING:
-    from cleanroom._scope import Scope
+    from cleanroom._core._scope import Scope
 
 __all__ = ["DEFAULT_GRACE", "PROCESSES", "ProcessKind", "popen", "track_pid"]
 

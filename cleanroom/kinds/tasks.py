@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
-from cleanroom._context import running_async_library
-from cleanroom._entries import Entry, Strong
-from cleanroom._resource import ObjectKind, Resource, register_kind
+from cleanroom._core._context import running_async_library
+from cleanroom._core._entries import Entry, Strong
+from cleanroom._core._resource import ObjectKind, Resource, register_kind
 from cleanroom.exceptions import ScopeStateError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from cleanroom._scope import Scope
+    from cleanroom._core._scope import Scope
 
 __all__ = ["TASKS", "start_soon"]
 

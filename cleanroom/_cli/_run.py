@@ -17,13 +17,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from ._journal import JOURNAL_ENV, open_existing
-from ._session import SESSION_ENV, TOKEN_ENV, new_id
+from cleanroom._core._session import SESSION_ENV, TOKEN_ENV, new_id
+from cleanroom._crash._journal import JOURNAL_ENV, open_existing
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from ._sweep import SweepReport
+    from cleanroom._crash._sweep import SweepReport
 
 T = TypeVar("T")
 
@@ -49,7 +49,7 @@ _POLICY_OPTIONS: Final = (
 
 def add_run_parser(commands: Any) -> None:
     """Add the ``run`` command to the ``cleanroom`` parser's *commands*."""
-    from ._cli import _add_journal, wrap
+    from ._main import _add_journal, wrap
 
     run = commands.add_parser(
         "run",
@@ -106,8 +106,8 @@ def run_command(
 
     .. versionadded:: 0.1.0
     """
-    from ._policy import POLICY_FIELDS, Policy
-    from .exceptions import PolicyError
+    from cleanroom._core._policy import POLICY_FIELDS, Policy
+    from cleanroom.exceptions import PolicyError
 
     command = list(args.command)
     if command and command[0] == "--":
@@ -256,7 +256,7 @@ def clean_session(
 
     .. versionadded:: 0.1.0
     """
-    from ._sweep import SweepReport, SweepResult, sweep
+    from cleanroom._crash._sweep import SweepReport, SweepResult, sweep
 
     report = SweepReport(str(journal_path) if journal_path is not None else None)
     with open_existing(journal_path) as journal:

@@ -9,12 +9,13 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, overload
 
+from cleanroom.exceptions import PolicyError
+
 from . import _context
 from ._policy import Level, OnError, OnFailure
 from ._registry import Registry
 from ._resource import Kind
 from ._scope import Scope
-from .exceptions import PolicyError
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
-from .exceptions import PolicyError
+from cleanroom.exceptions import PolicyError
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -18,11 +18,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 
-from ._journal import JOURNAL_ENV, OwnerRow, Row, journal_path, open_existing
-from ._version import __version__
+from cleanroom._crash._journal import (
+    JOURNAL_ENV,
+    OwnerRow,
+    Row,
+    journal_path,
+    open_existing,
+)
+from cleanroom._version import __version__
 
 if TYPE_CHECKING:
-    from ._sweep import SweepReport, SweepResult
+    from cleanroom._crash._sweep import SweepReport, SweepResult
 
 log = logging.getLogger("cleanroom")
 
@@ -272,7 +278,7 @@ def status_of(row: Row, *, now: float | None = None) -> str:
 
 
 def _describe(row: Row) -> str:
-    from ._sweep import _resource, resolve_kind
+    from cleanroom._crash._sweep import _resource, resolve_kind
 
     kind = resolve_kind(row.kind, row.module)
     if kind is None:
@@ -448,7 +454,7 @@ def _sweep_options(
     args: argparse.Namespace, parser: argparse.ArgumentParser
 ) -> dict[str, Any]:
     """Check the sweep command's arguments; return the sweep's settings."""
-    from ._sweep import PrefixRule, parse_duration
+    from cleanroom._crash._sweep import PrefixRule, parse_duration
 
     try:
         older_than = (
@@ -474,7 +480,7 @@ def _sweep_options(
 
 
 def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ._sweep import sweep
+    from cleanroom._crash._sweep import sweep
 
     options = _sweep_options(args, parser)
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not args.json

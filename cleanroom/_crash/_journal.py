@@ -11,7 +11,7 @@ retried. A damaged or foreign file is reported, moved aside as
 
 This module uses the standard library only (the reaper imports it at start);
 the process's recorder, which listens to the registry, lives in
-:mod:`cleanroom._recorder`.
+:mod:`cleanroom._crash._recorder`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, NamedTuple, Self, TypeVar
 
-from ._session import Owner, owner_alive
+from cleanroom._core._session import Owner, owner_alive
 
 T = TypeVar("T")
 
@@ -270,8 +270,8 @@ def journal_path(
 
 
 def _configured_path(start: Path | None) -> tuple[str, Path | None]:
-    from ._policy import find_pyproject, project_config
-    from .exceptions import PolicyError
+    from cleanroom._core._policy import find_pyproject, project_config
+    from cleanroom.exceptions import PolicyError
 
     try:
         table = project_config(start)

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, overload
 import anyio
 import anyio.to_thread
 
+from cleanroom.exceptions import CleanupError, CleanupWarning, ScopeStateError
+
 from . import _context, _signals
 from ._entries import (
     Callback,
@@ -47,11 +49,6 @@ from ._running import (
     declarative_call,
     run_threads,
     shielded,
-)
-from .exceptions import (
-    CleanupError,
-    CleanupWarning,
-    ScopeStateError,
 )
 
 if TYPE_CHECKING:
@@ -1031,7 +1028,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
 
         Arguments are those of :func:`tempfile.mkdtemp`.
         """
-        from .kinds import files
+        from cleanroom.kinds import files
 
         return files.tempdir(self, suffix=suffix, prefix=prefix, dir=dir)
 
@@ -1046,7 +1043,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
 
         Arguments are those of :func:`tempfile.mkstemp`.
         """
-        from .kinds import files
+        from cleanroom.kinds import files
 
         return files.tempfile(self, suffix=suffix, prefix=prefix, dir=dir)
 
@@ -1064,7 +1061,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                 the temporary directory or the current directory), or is ``/``,
                 a home directory or a root itself.
         """
-        from .kinds import files
+        from cleanroom.kinds import files
 
         return files.track_path(self, path, root=root)
 
@@ -1073,7 +1070,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         Delete, when the scope closes, what matches *pattern* under *root* and
         did not exist when this was called.
         """
-        from .kinds import files
+        from cleanroom.kinds import files
 
         return files.track_glob(self, pattern, root)
 
@@ -1084,7 +1081,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         Delete, when the scope closes, what appeared under *root* (matching any
         of *patterns*, if given) while the scope was open.
         """
-        from .kinds import files
+        from cleanroom.kinds import files
 
         return files.watch(self, root, patterns)
 
@@ -1098,7 +1095,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         The keyword ``grace`` sets the seconds between ``SIGTERM`` and
         ``SIGKILL``; the others go to :class:`subprocess.Popen`.
         """
-        from .kinds import processes
+        from cleanroom.kinds import processes
 
         return processes.popen(self, args, **kwargs)
 
@@ -1108,7 +1105,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
 
         *grace* is the seconds between ``SIGTERM`` and ``SIGKILL``.
         """
-        from .kinds import processes
+        from cleanroom.kinds import processes
 
         return processes.track_pid(self, pid, grace=grace)
 
@@ -1122,7 +1119,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         Raises:
             ScopeStateError: When no event loop is running in this thread.
         """
-        from .kinds import tasks
+        from cleanroom.kinds import tasks
 
         return tasks.start_soon(self, fn, *args, name=name)
 

@@ -14,10 +14,11 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
+from cleanroom.exceptions import CleanupTimeoutError
+
 from . import _context
 from ._entries import Entry
 from ._resource import Kind, Resource
-from .exceptions import CleanupTimeoutError
 
 T = TypeVar("T")
 

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from .exceptions import Terminated
+from cleanroom.exceptions import Terminated
 
 if TYPE_CHECKING:
     from types import FrameType, TracebackType

@@ -16,8 +16,9 @@ from typing import Any, Final, Protocol, runtime_checkable
 import anyio.to_thread
 import attrs
 
+from cleanroom.exceptions import PolicyError, UnknownKindError
+
 from ._policy import CATEGORIES, Category
-from .exceptions import PolicyError, UnknownKindError
 
 _ids = itertools.count(1)
 

@@ -37,7 +37,7 @@ else:
     # The C module: the signal module's enums would slow the start too.
     import _signal
 
-#: Seconds between heartbeats; as :data:`cleanroom._session.HEARTBEAT_INTERVAL`.
+#: Seconds between heartbeats; as :data:`cleanroom._core._session.HEARTBEAT_INTERVAL`.
 HEARTBEAT_INTERVAL: Final = 15.0
 
 #: The variable that turns reapers off (``off``); for debugging only.
@@ -61,7 +61,7 @@ m = type(sys)("cleanroom")
 m.__spec__, m.__loader__, m.__file__, m.__path__ = s, s.loader, f, [d]
 m.__package__ = "cleanroom"
 sys.modules["cleanroom"] = m
-from cleanroom import _reaper
+from cleanroom._crash import _reaper
 sys.exit(_reaper.main(sys.argv[2:], s))
 """
 
@@ -82,11 +82,12 @@ def command(journal: str, owner: Any) -> list[str]:
 
     Args:
         journal: The journal file.
-        owner: The owner (a :class:`~cleanroom._session.Owner`).
+        owner: The owner (a :class:`~cleanroom._core._session.Owner`).
 
     .. versionadded:: 0.1.0
     """
-    package = os.path.dirname(os.path.abspath(__file__))  # noqa: PTH100, PTH120
+    # cleanroom's package folder: this module lives in its _crash subpackage.
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # noqa: PTH100, PTH120
     cwd = os.getcwd()  # noqa: PTH109
     search = os.pathsep.join(
         os.path.join(cwd, entry) if entry else cwd  # noqa: PTH118
@@ -146,13 +147,13 @@ def _watch(pid: int, start_time: int | None, beat: Any) -> bool:
                 return False
             continue
         if pid_alive is None:
-            from ._session import pid_alive
+            from cleanroom._core._session import pid_alive
         if not pid_alive(pid, start_time):
             return True
         beat()
         next_beat = time.monotonic() + HEARTBEAT_INTERVAL
     # End-of-file comes as the owner exits; wait until it has really gone.
-    from ._session import pid_alive
+    from cleanroom._core._session import pid_alive
 
     delay = 0.005
     while pid_alive(pid, start_time):
@@ -224,8 +225,9 @@ def reap(
 
     .. versionadded:: 0.1.0
     """
+    from cleanroom._core._session import current_owner
+
     from ._journal import Journal, JournalUnavailable
-    from ._session import current_owner
 
     try:
         journal = Journal(journal_path, create=False)

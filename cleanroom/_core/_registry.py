@@ -216,7 +216,7 @@ class Registry:
             if self._journal_attached:
                 return
             self._journal_attached = True
-        from . import _recorder
+        from cleanroom._crash import _recorder
 
         _recorder.attach(self)
 

@@ -32,11 +32,11 @@ from urllib.parse import urlparse
 
 import attrs
 
-from ._journal import JOURNAL_ENV, open_existing
-from ._version import __version__
+from cleanroom._crash._journal import JOURNAL_ENV, open_existing
+from cleanroom._version import __version__
 
 if TYPE_CHECKING:
-    from ._scope import Scope
+    from cleanroom._core._scope import Scope
 
 _LOCAL_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 _TIMEOUT: Final = 2.0
@@ -177,7 +177,7 @@ def _kubernetes_cluster() -> tuple[bool | None, str]:
 
 
 def _scope() -> Scope:
-    from ._scope import Scope
+    from cleanroom._core._scope import Scope
 
     # Independent of the environment's policy: the check must clean.
     return Scope(
@@ -207,7 +207,7 @@ def _files() -> str:
 
 
 def _processes() -> str:
-    from ._session import pid_alive, process_start_time
+    from cleanroom._core._session import pid_alive, process_start_time
 
     sleep = shutil.which("sleep")
     argv = (
@@ -268,7 +268,7 @@ def _backend_trip(module_name: str) -> Callable[[], str] | None:
 
 
 def _journal_line(path: Path | None) -> tuple[Line, int | None]:
-    from ._sweep import sweep
+    from cleanroom._crash._sweep import sweep
 
     if path is None:
         return Line(

@@ -26,6 +26,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from cleanroom._core._running import clean_reserved, run_threads
+from cleanroom._core._session import STALE_AFTER, current_owner, hostname, pid_alive
+
 from ._journal import (
     SWEEPABLE_STATES,
     Journal,
@@ -34,11 +37,9 @@ from ._journal import (
     journal_path,
     open_existing,
 )
-from ._running import clean_reserved, run_threads
-from ._session import STALE_AFTER, current_owner, hostname, pid_alive
 
 if TYPE_CHECKING:
-    from ._resource import Kind, Resource
+    from cleanroom._core._resource import Kind, Resource
 
 log = logging.getLogger("cleanroom")
 
@@ -99,8 +100,8 @@ def retention() -> float | None:
     """
     value: Any = os.environ.get(RETENTION_ENV, "").strip()
     if not value:
-        from ._policy import project_config
-        from .exceptions import PolicyError
+        from cleanroom._core._policy import project_config
+        from cleanroom.exceptions import PolicyError
 
         try:
             value = project_config().get("retention", "")
@@ -234,8 +235,8 @@ def resolve_kind(name: str, module: str | None = None) -> Kind | None:
 
     .. versionadded:: 0.1.0
     """
-    from ._resource import get_kind
-    from .exceptions import UnknownKindError
+    from cleanroom._core._resource import get_kind
+    from cleanroom.exceptions import UnknownKindError
 
     try:
         return get_kind(name)
@@ -261,7 +262,7 @@ def canonical_kind(name: str) -> str:
 
 
 def _resource(row: Row) -> Resource:
-    from ._resource import Resource
+    from cleanroom._core._resource import Resource
 
     return Resource(
         row.kind,
@@ -568,7 +569,7 @@ def _protected(journal: Journal | None, swept: Sequence[Row]) -> set[tuple[str, 
 
 def _listed(rule: PrefixRule) -> tuple[Kind, list[Resource]]:
     """Return the kind of *rule* and its resources whose name has the prefix."""
-    from .exceptions import UnknownKindError
+    from cleanroom.exceptions import UnknownKindError
 
     kind = resolve_kind(rule.kind)
     if kind is None:

@@ -23,16 +23,17 @@ import threading
 import time
 from typing import IO, TYPE_CHECKING, Any
 
+from cleanroom._core._session import TOKEN_ENV, Owner, current_owner
+
 from . import _reaper
 from ._journal import Journal, journal_path
-from ._session import TOKEN_ENV, Owner, current_owner
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from ._registry import Registry
-    from ._resource import Disposition, Kind, Resource
-    from ._scope import Scope
+    from cleanroom._core._registry import Registry
+    from cleanroom._core._resource import Disposition, Kind, Resource
+    from cleanroom._core._scope import Scope
 
 log = logging.getLogger("cleanroom")
 
@@ -375,8 +376,8 @@ _forked_reapers: list[object] = []
 
 
 def _kind(name: str) -> Kind | None:
-    from ._resource import get_kind
-    from .exceptions import UnknownKindError
+    from cleanroom._core._resource import get_kind
+    from cleanroom.exceptions import UnknownKindError
 
     try:
         return get_kind(name)
@@ -393,7 +394,7 @@ def kind_module(kind: Kind) -> str | None:
 
     .. versionadded:: 0.1.0
     """
-    from ._resource import _BUILTIN_MODULES
+    from cleanroom._core._resource import _BUILTIN_MODULES
 
     builtin = _BUILTIN_MODULES.get(kind.name)
     if builtin is not None:
@@ -420,7 +421,7 @@ def kind_module(kind: Kind) -> str | None:
 def _on_interrupt(scope: Scope, kind: Kind | None) -> str:
     if kind is None:
         return "clean"
-    from ._policy import Decision, Outcome
+    from cleanroom._core._policy import Decision, Outcome
 
     try:
         decision = scope.policy.decide(kind, Outcome.INTERRUPTED)
@@ -445,7 +446,7 @@ def _command() -> str:
 
 
 def _policy() -> dict[str, Any]:
-    from ._registry import Registry
+    from cleanroom._core._registry import Registry
 
     try:
         policy = Registry.default().base_policy()
@@ -504,7 +505,7 @@ def reset() -> None:
 
     .. versionadded:: 0.1.0
     """
-    from ._registry import Registry
+    from cleanroom._core._registry import Registry
 
     global _recorder, _resolved
     with _recorder_lock:

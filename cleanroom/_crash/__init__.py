@@ -1,0 +1,3 @@
+"""
+Crash safety: the journal, the recorder that fills it, the reaper and the sweep.
+"""
