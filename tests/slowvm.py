@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 SUFFIX = ".vm"
 
@@ -62,7 +61,14 @@ def create(state: Path, args: argparse.Namespace) -> int:
         return 1
     if not args.never:
         subprocess.Popen(
-            [sys.executable, __file__, str(state), "_materialize", args.name, str(args.delay)],
+            [
+                sys.executable,
+                __file__,
+                str(state),
+                "_materialize",
+                args.name,
+                str(args.delay),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

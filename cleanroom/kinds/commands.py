@@ -128,6 +128,18 @@ def _fields_of(argument: str) -> list[str]:
     return found
 
 
+def _to_optional_argv(value: Sequence[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else _to_argv(value)
+
+
+def _to_argv(value: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise PolicyError(
+            f"a command must be a list of arguments, never a shell line: {value!r}"
+        )
+    return tuple(value)
+
+
 def _to_fieldset(fields: Iterable[str]) -> frozenset[str]:
     return frozenset(fields)
 
@@ -165,17 +177,16 @@ class Template:
     .. versionadded:: 0.2.0
     """
 
-    argv: tuple[str, ...]
+    argv: tuple[str, ...] = attrs.field(converter=_to_argv)
     fields: frozenset[str] = attrs.field(converter=_to_fieldset)
     what: str = "command"
     used: frozenset[str] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        argv: object = self.argv
-        if isinstance(argv, str) or not all(isinstance(a, str) for a in self.argv):
+        if not all(isinstance(argument, str) for argument in self.argv):
             raise PolicyError(
-                f"the {self.what} command must be a list of strings (arguments, "
-                f"never a shell line), not {argv!r}"
+                f"the {self.what} command must be a list of strings, not "
+                f"{list(self.argv)!r}"
             )
         if not self.argv:
             raise PolicyError(f"the {self.what} command must not be empty")
@@ -503,18 +514,6 @@ def _to_parser(value: Parser) -> Callable[[str], Iterable[Listed]]:
 
 
 # -- the kind ---------------------------------------------------------------------
-
-
-def _to_optional_argv(value: Sequence[str] | None) -> tuple[str, ...] | None:
-    return None if value is None else _to_argv(value)
-
-
-def _to_argv(value: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(value, str):
-        raise PolicyError(
-            f"a command must be a list of arguments, never a shell line: {value!r}"
-        )
-    return tuple(value)
 
 
 def _to_prefixes(value: Iterable[str] | str) -> tuple[str, ...]:
@@ -1033,7 +1032,7 @@ def load_project_kinds(start: Path | None = None) -> list[CommandKind]:
 
     .. versionadded:: 0.2.0
     """
-    from cleanroom._policy import project_config
+    from cleanroom._core._policy import project_config
 
     tables = project_config(start).get("commands", {})
     if not isinstance(tables, dict):
