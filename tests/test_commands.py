@@ -479,6 +479,70 @@ class TestPrefixSweep:
             cleanroom.unregister_kind(cleanroom.get_kind(kind_name))
 
 
+class TestKilledRunner:
+    def test_the_reaper_deletes_after_sigkill(
+        self, slowvm: SlowVM, tmp_path: Path
+    ) -> None:
+        """SIGKILL mid-create: the reaper deletes the created VM and the late one."""
+        kind_name = f"reaped-{os.getpid()}"
+        (tmp_path / "pyproject.toml").write_text(
+            f"[tool.cleanroom.commands.{kind_name}]\n" + _toml(slowvm.spec(grace=20))
+        )
+        journal_file = tmp_path / "journal.sqlite3"
+        late = slowvm.argv("create", "vm-late", "--delay", "2", "--linger", "5")
+        body = textwrap.dedent(f"""
+            import cleanroom
+            from cleanroom.kinds.commands import family
+            scope = cleanroom.Scope("runner").__enter__()
+            family(scope).create({kind_name!r}, "vm-made")
+            print("ready", flush=True)
+            family(scope).create({kind_name!r}, "vm-late", {late!r}, timeout=60)
+        """)
+        child = subprocess.Popen(
+            [sys.executable, "-c", body],
+            cwd=tmp_path,
+            env={
+                **{k: v for k, v in os.environ.items() if k != "CLEANROOM_SESSION"},
+                "CLEANROOM_JOURNAL": str(journal_file),
+            },
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None
+        assert child.stdout.readline() == "ready\n"
+        child.stdout.close()
+        # The second create has journaled its name and is running: kill now.
+        deadline = time.monotonic() + 10
+        while ["create", "vm-late"] not in slowvm.log():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        child.kill()
+        child.wait()
+        assert slowvm.names() == ["vm-made"]
+        deadline = time.monotonic() + 60
+        while slowvm.names() or ["appeared", "vm-late"] not in slowvm.log():
+            assert time.monotonic() < deadline, slowvm.log()
+            time.sleep(0.1)
+        while True:
+            with Journal(journal_file) as journal:
+                rows = {row.name: row for row in journal.rows()}
+            if all(row.state != "sweeping" for row in rows.values()):
+                break
+            assert time.monotonic() < deadline, rows
+            time.sleep(0.1)
+        assert {name: (row.state, row.actor) for name, row in rows.items()} == {
+            "vm-made": ("cleaned", "reaper"),
+            "vm-late": ("cleaned", "reaper"),
+        }
+        # Each VM: a failed first delete, then a successful one.
+        assert sorted(map(tuple, slowvm.log("delete"))) == [
+            ("delete", "vm-late"),
+            ("delete", "vm-late"),
+            ("delete", "vm-made"),
+            ("delete", "vm-made"),
+        ]
+
+
 def _toml(spec: dict[str, object]) -> str:
     """Render a kind's keyword arguments as the lines of a TOML table."""
     import json
