@@ -479,6 +479,48 @@ class TestPrefixSweep:
             cleanroom.unregister_kind(cleanroom.get_kind(kind_name))
 
 
+FAILING_TEST = """
+from cleanroom.kinds.commands import family
+
+def test_vm(cleanroom):
+    family(cleanroom).create("vm", "test-vm-1;echo pwned")
+    assert False, "the test failed"
+"""
+
+
+@pytest.fixture
+def project(
+    pytester: pytest.Pytester, slowvm: SlowVM, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
+    """A pytest project that declares the slowvm kind ``vm`` in pyproject.toml."""
+    monkeypatch.setenv("CLEANROOM_JOURNAL", str(pytester.path / "journal.sqlite"))
+    monkeypatch.delenv("CLEANROOM_SESSION", raising=False)
+    pytester.makepyprojecttoml("[tool.cleanroom.commands.vm]\n" + _toml(slowvm.spec()))
+    pytester.makepyfile(test_vms=FAILING_TEST)
+    return pytester
+
+
+class TestPytest:
+    def test_a_failed_test_keeps_its_vm(
+        self, project: pytest.Pytester, slowvm: SlowVM
+    ) -> None:
+        """The failed test's VM stays, reported with its quoted delete command."""
+        result = project.runpytest_subprocess()
+        result.assert_outcomes(failed=1)
+        assert slowvm.names() == ["test-vm-1;echo pwned"]
+        hint = shlex.join(slowvm.argv("delete", "test-vm-1;echo pwned"))
+        result.stdout.fnmatch_lines(["*kept vm 'test-vm-1;echo pwned'*", f"*{hint}"])
+
+    def test_forced_cleanup_deletes_it(
+        self, project: pytest.Pytester, slowvm: SlowVM
+    ) -> None:
+        """With --cleanroom-force the failed test's VM is deleted after it."""
+        result = project.runpytest_subprocess("--cleanroom-force")
+        result.assert_outcomes(failed=1)
+        assert slowvm.names() == []
+        assert slowvm.log("delete") == [["delete", "test-vm-1;echo pwned"]] * 2
+
+
 class TestKilledRunner:
     def test_the_reaper_deletes_after_sigkill(
         self, slowvm: SlowVM, tmp_path: Path
