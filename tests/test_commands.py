@@ -6,6 +6,7 @@ tmux sessions on a private socket.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -519,6 +520,70 @@ class TestPytest:
         result.assert_outcomes(failed=1)
         assert slowvm.names() == []
         assert slowvm.log("delete") == [["delete", "test-vm-1;echo pwned"]] * 2
+
+
+class TestCli:
+    def run(self, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cleanroom", *args],
+            cwd=folder,
+            env={
+                **{k: v for k, v in os.environ.items() if k != "CLEANROOM_SESSION"},
+                "CLEANROOM_JOURNAL": str(folder / "journal.sqlite3"),
+            },
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+
+    def project(self, folder: Path, slowvm: SlowVM, **overrides: object) -> None:
+        (folder / "pyproject.toml").write_text(
+            "[tool.cleanroom.commands.vm]\n" + _toml(slowvm.spec(**overrides))
+        )
+
+    def test_list_and_sweep_a_kept_vm(self, slowvm: SlowVM, tmp_path: Path) -> None:
+        """``cleanroom list`` shows a kept VM and how to delete it; sweep removes it."""
+        self.project(tmp_path, slowvm)
+        body = textwrap.dedent("""
+            import cleanroom
+            from cleanroom.kinds.commands import family
+            with cleanroom.managed_resources("made") as scope:
+                scope.keep(family(scope).create("vm", "test-vm-kept"), "look at it")
+        """)
+        subprocess.run(
+            [sys.executable, "-c", body],
+            cwd=tmp_path,
+            env={**os.environ, "CLEANROOM_JOURNAL": str(tmp_path / "journal.sqlite3")},
+            check=True,
+            timeout=60,
+        )
+        assert slowvm.names() == ["test-vm-kept"]
+        listed = self.run(tmp_path, "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        (session,) = json.loads(listed.stdout)["sessions"]
+        (row,) = session["resources"]
+        assert (row["name"], row["status"], row["reason"]) == (
+            "test-vm-kept",
+            "kept",
+            "look at it",
+        )
+        assert row["hint"] == shlex.join(slowvm.argv("delete", "test-vm-kept"))
+        swept = self.run(tmp_path, "sweep", "--yes", "--json")
+        assert swept.returncode == 0, swept.stderr
+        assert json.loads(swept.stdout)["removed"] == 1
+        assert slowvm.names() == []
+
+    def test_prefix_sweep(self, slowvm: SlowVM, tmp_path: Path) -> None:
+        """``cleanroom sweep --prefix`` knows the declared kind without --import."""
+        self.project(tmp_path, slowvm, min_age=0)
+        for name in ("test-vm-1", "test-vm-2", "my-test-vm-3", "test-vmx"):
+            slowvm.make(name)
+        swept = self.run(
+            tmp_path, "sweep", "--kind", "vm", "--prefix", "test-vm-", "--yes"
+        )
+        assert swept.returncode == 0, swept.stdout + swept.stderr
+        assert slowvm.names() == ["my-test-vm-3", "test-vmx"]
 
 
 class TestKilledRunner:
