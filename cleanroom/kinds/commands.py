@@ -174,9 +174,10 @@ class CommandKind(BaseKind):
             the list's creation times) before a sweep deletes it; a thing of
             unknown age is spared unless this is 0.
         timeout: Seconds one command may take, and one deletion with its
-            retries.
+            retries (20).
         grace: Seconds a reserved name may take to appear before it counts as
-            never created.
+            never created (10). The policy's ``timeout`` bounds a whole
+            cleanup: keep ``grace + timeout`` within it.
         retries: How many times a failed delete is retried.
         not_found_codes: Exit codes of *delete* that mean "no such thing".
         absent_codes: Exit codes of *exists* that mean "no such thing".
@@ -209,7 +210,7 @@ class CommandKind(BaseKind):
         default=60.0, kw_only=True, converter=float, validator=_non_negative
     )
     timeout: float = attrs.field(
-        default=30.0, kw_only=True, converter=float, validator=_non_negative
+        default=20.0, kw_only=True, converter=float, validator=_non_negative
     )
     retries: int = attrs.field(default=3, kw_only=True, converter=int)
     not_found_codes: tuple[int, ...] = attrs.field(
