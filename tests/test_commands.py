@@ -17,6 +17,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 import cleanroom
@@ -383,6 +384,20 @@ class TestCreate:
             await family(s).acreate(kind, "vm-async")
             assert slowvm.names() == ["vm-async"]
         assert slowvm.names() == []
+
+    @pytest.mark.anyio
+    async def test_a_cancelled_async_create_ends_the_command(
+        self, slowvm: SlowVM
+    ) -> None:
+        """Cancelling the caller ends the create's process group; the name stays."""
+        kind = slowvm.kind(grace=0.5)
+        argv = slowvm.argv("create", "vm-c", "--never", "--linger", "60")
+        async with scope() as s:
+            with anyio.move_on_after(0.5) as cancelled:
+                await family(s).acreate(kind, "vm-c", argv, timeout=60)
+            assert cancelled.cancelled_caught
+            assert [r.name for r in s.resources()] == ["vm-c"]
+            assert running(str(slowvm.state)) == []
 
 
 class TestTmux:

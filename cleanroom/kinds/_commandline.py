@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import IO, Final, Literal
 
+import anyio
 import anyio.to_thread
 import attrs
 
@@ -339,7 +340,8 @@ async def _arun(argv: Sequence[str], *, limit: float | None) -> Completed:
         )
     except BaseException:
         # Cancelled: the worker thread still waits; ending the group frees it.
-        process.end()
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(process.end)
         raise
 
 
