@@ -80,6 +80,7 @@ from ._commandline import (
 
 if TYPE_CHECKING:
     from cleanroom import Scope
+
 __all__ = [
     "TERM_GRACE",
     "CommandKind",
