@@ -11,6 +11,9 @@ from __future__ import annotations
 from types import FunctionType
 
 from ._core._api import current_scope, managed_resources, register, with_cleanup
+from ._core._capabilities import Adopts, ListsNames, ListsOwned, Owned, Probes
+from ._core._creation import Creation
+from ._core._ownership import Ownership, ownership_labels
 from ._core._policy import (
     ALL,
     NONE,
@@ -35,8 +38,10 @@ from ._core._resource import (
     unregister_kind,
 )
 from ._core._scope import Scope
+from ._crash import attach_journal as _attach_journal
 from ._version import __version__
 from .exceptions import (
+    BackendUnavailableError,
     CleanroomError,
     CleanroomWarning,
     CleanupError,
@@ -55,6 +60,8 @@ __all__ = [
     "ALL",
     "NONE",
     "PODS",
+    "Adopts",
+    "BackendUnavailableError",
     "BaseKind",
     "CleanroomError",
     "CleanroomWarning",
@@ -63,15 +70,21 @@ __all__ = [
     "CleanupWarning",
     "CommandError",
     "CommandTimeoutError",
+    "Creation",
     "Decision",
     "Disposition",
     "Kind",
     "Level",
     "Listener",
+    "ListsNames",
+    "ListsOwned",
     "ObjectKind",
     "Outcome",
+    "Owned",
+    "Ownership",
     "Policy",
     "PolicyError",
+    "Probes",
     "Registry",
     "Report",
     "Resource",
@@ -86,6 +99,7 @@ __all__ = [
     "get_kind",
     "get_level",
     "managed_resources",
+    "ownership_labels",
     "register",
     "register_kind",
     "register_level",
@@ -93,10 +107,13 @@ __all__ = [
     "with_cleanup",
 ]
 
+# Crash safety, one layer up, journals what the core tracks.
+Registry.on_first_resource(_attach_journal)
+
 for _name in __all__:
     _value = globals()[_name]
     if isinstance(_value, type | FunctionType) and _value.__module__.startswith(
         "cleanroom."
     ):
         _value.__module__ = __name__
-del _name, _value, FunctionType
+del _name, _value, FunctionType, _attach_journal

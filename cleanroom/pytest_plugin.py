@@ -293,7 +293,7 @@ class _Plugin:
     def configure(self) -> None:
         config = self.config
         registry = Registry.default()
-        before = (dict(registry._options), dict(registry._config))
+        before = registry.settings()
         try:
             registry.configure(
                 options=_option_settings(config), config=_ini_settings(config)

@@ -67,6 +67,6 @@ def make(
     identity = {"path": os.fspath(path)}
     if log is not None:
         identity["log"] = log
-    resource = scope._intent(MARKERS, Path(path).name, **identity)
-    Path(path).write_text("marker\n", encoding="utf-8")
-    return scope._register(MARKERS, resource)
+    with scope.creating(MARKERS, Path(path).name, **identity) as creation:
+        Path(path).write_text("marker\n", encoding="utf-8")
+    return creation.resource

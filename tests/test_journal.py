@@ -317,10 +317,9 @@ class TestRecorder:
         """A declarative resource is journaled as intent, created, then cleaned."""
         marker = tmp_path / "m1"
         with Scope("rec") as scope:
-            resource = scope._intent(markers.MARKERS, "m1", path=str(marker))
-            assert rows_of(path) == [("marker", "m1", "intent")]
-            marker.touch()
-            scope._register(markers.MARKERS, resource)
+            with scope.creating(markers.MARKERS, "m1", path=str(marker)):
+                assert rows_of(path) == [("marker", "m1", "intent")]
+                marker.touch()
             assert rows_of(path) == [("marker", "m1", "created")]
         assert not marker.exists()
         assert rows_of(path) == [("marker", "m1", "cleaned")]

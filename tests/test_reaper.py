@@ -213,14 +213,23 @@ time.sleep(120)
         child = Child(
             tmp_path,
             f"""
+import contextlib
 from cleanroom.kinds.processes import PROCESSES
 from cleanroom._core._session import TOKEN_ENV
 scope = Scope("work").__enter__()
-scope._intent(markerkinds.MARKERS, "made", path=str(root / "made"))
+# Creations left open, as when their owner is killed inside them.
+open_creations = contextlib.ExitStack()
+open_creations.enter_context(
+    scope.creating(markerkinds.MARKERS, "made", path=str(root / "made"))
+)
 (root / "made").write_text("x")
-scope._intent(markerkinds.MARKERS, "never", path=str(root / "never"))
+open_creations.enter_context(
+    scope.creating(markerkinds.MARKERS, "never", path=str(root / "never"))
+)
 # Killed after starting a process and before journaling its pid:
-scope._intent(PROCESSES, "sleeper", argv=["sleep"], grace=1.0, token="t-{tag}")
+open_creations.enter_context(
+    scope.creating(PROCESSES, "sleeper", argv=["sleep"], grace=1.0, token="t-{tag}")
+)
 subprocess.Popen(
     [sys.executable, "-c", {SLEEPER!r}, {tag!r}],
     env={{**os.environ, TOKEN_ENV: "t-{tag}"}},

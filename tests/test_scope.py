@@ -141,26 +141,42 @@ class TestAdd:
         del manager
 
     def test_weak_tracking_keeps_nothing_alive(self) -> None:
-        """Tracking 100,000 objects keeps none of them alive."""
+        """Tracking 10,000 objects with weak=True keeps none of them alive."""
         scope = Scope()
         refs = []
-        for _ in range(100_000):
+        for _ in range(10_000):
             obj = Closable()
-            scope.add(obj)
+            scope.add(obj, weak=True)
             refs.append(weakref.ref(obj))
         del obj
         gc.collect()
         assert not any(ref() is not None for ref in refs)
-        scope.close()
-        assert scope.collected == 100_000
+        with pytest.warns(ResourceWarning, match="garbage-collected"):
+            scope.close()
+        assert scope.collected == 10_000
 
-    def test_collected_objects_are_reported_not_cleaned(self) -> None:
-        """An object collected before close is counted as collected."""
+    def test_add_holds_the_object_by_default(self) -> None:
+        """An object nobody else holds is still cleaned: add() holds it."""
         log: list[str] = []
         with Scope() as scope:
-            scope.add(Closable(log, "gone"))
-            kept = scope.add(Closable(log, "alive"))
+            scope.add(Closable(log, "only the scope holds it"))
             gc.collect()
+        assert log == ["only the scope holds it"]
+        assert scope.collected == 0
+
+    def test_collected_objects_are_reported_not_cleaned(self) -> None:
+        """A weakly held object collected before close warns, naming its origin."""
+        log: list[str] = []
+        with (
+            pytest.warns(
+                ResourceWarning, match=r"Closable.*test_scope\.py:\d+"
+            ) as seen,
+            Scope() as scope,
+        ):
+            scope.add(Closable(log, "gone"), weak=True)
+            kept = scope.add(Closable(log, "alive"), weak=True)
+            gc.collect()
+        assert len(seen) == 1
         assert log == ["alive"]
         assert scope.collected == 1
         assert kept.closed == 1

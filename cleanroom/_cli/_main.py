@@ -12,20 +12,20 @@ import importlib
 import json
 import logging
 import sys
-import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 
 from cleanroom._crash._journal import (
-    JOURNAL_ENV,
     OwnerRow,
     Row,
     journal_path,
     open_existing,
 )
 from cleanroom._version import __version__
+
+from ._args import add_journal, wrap
 
 if TYPE_CHECKING:
     from cleanroom._crash._sweep import SweepReport, SweepResult
@@ -55,19 +55,6 @@ examples:
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     """Keep the description's paragraphs and the examples as written."""
-
-
-def wrap(text: str) -> str:
-    """Fill *text* to the width of a terminal, for a raw help formatter."""
-    return textwrap.fill(" ".join(text.split()), width=79)
-
-
-def _add_journal(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--journal",
-        metavar="PATH",
-        help=f"the journal file (default: ${JOURNAL_ENV} or the user cache directory)",
-    )
 
 
 def _add_json(parser: argparse.ArgumentParser) -> None:
@@ -130,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=_Formatter,
     )
-    _add_journal(check)
+    add_journal(check)
     _add_json(check)
 
     listing = commands.add_parser(
@@ -144,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=_Formatter,
     )
-    _add_journal(listing)
+    add_journal(listing)
     listing.add_argument(
         "--session", metavar="ID", help="only this session (an id prefix works)"
     )
@@ -167,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=_Formatter,
     )
-    _add_journal(sweep)
+    add_journal(sweep)
     sweep.add_argument(
         "--dry-run", "-n", action="store_true", help="only show what would be removed"
     )

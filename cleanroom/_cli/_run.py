@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from cleanroom._core._session import SESSION_ENV, TOKEN_ENV, new_id
 from cleanroom._crash._journal import JOURNAL_ENV, open_existing
 
+from ._args import add_journal, wrap
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -49,8 +51,6 @@ _POLICY_OPTIONS: Final = (
 
 def add_run_parser(commands: Any) -> None:
     """Add the ``run`` command to the ``cleanroom`` parser's *commands*."""
-    from ._main import _add_journal, wrap
-
     run = commands.add_parser(
         "run",
         help="run a command under a session, then clean what it left behind",
@@ -69,7 +69,7 @@ def add_run_parser(commands: Any) -> None:
         epilog="example:\n  cleanroom run --level pods -- pytest -x tests/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_journal(run)
+    add_journal(run)
     for name, metavar, text in _POLICY_OPTIONS:
         run.add_argument(
             f"--{name.replace('_', '-')}", dest=name, metavar=metavar, help=text

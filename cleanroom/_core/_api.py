@@ -9,9 +9,8 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, overload
 
-from cleanroom.exceptions import PolicyError
-
 from . import _context
+from ._exceptions import PolicyError
 from ._policy import Level, OnError, OnFailure
 from ._registry import Registry
 from ._resource import Kind
@@ -44,7 +43,7 @@ def register(
     *,
     kind: str | Kind = "object",
     name: str | None = None,
-    weak: bool | None = None,
+    weak: bool = False,
 ) -> T:
     """
     Add *obj* to the current scope; see :meth:`Scope.add <cleanroom.Scope.add>`.

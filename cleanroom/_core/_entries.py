@@ -54,6 +54,7 @@ class Entry:
         "kind",
         "method",
         "name",
+        "origin",
         "ref",
         "reserved",
     )
@@ -79,6 +80,8 @@ class Entry:
         self.name = name
         self.reserved = reserved
         self.key: object = None
+        # Where a weakly held object was added, for the warning if it is lost.
+        self.origin: str | None = None
 
     @property
     def resource(self) -> Resource:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
-from cleanroom.exceptions import PolicyError
+from ._exceptions import PolicyError
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -8,7 +8,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
@@ -18,6 +18,17 @@ from ._resource import Disposition, Resource, State
 
 if TYPE_CHECKING:
     from ._scope import Scope
+
+
+# The class of session scopes, set by the scope module as it is imported, so
+# that this module, which it imports, need not import it back.
+_scope_class: type[Scope] | None = None
+
+
+def set_scope_class(cls: type[Scope]) -> None:
+    """Make *cls* the class of the registries' session scopes."""
+    global _scope_class  # noqa: PLW0603
+    _scope_class = cls
 
 
 class Listener(Protocol):
@@ -82,6 +93,7 @@ class Registry:
 
     _default: ClassVar[Registry | None] = None
     _default_lock: ClassVar[threading.Lock] = threading.Lock()
+    _first_resource_hooks: ClassVar[list[Callable[[Registry], None]]] = []
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -156,13 +168,12 @@ class Registry:
             with self._lock:
                 session = self._session
                 if session is None:
-                    from ._scope import Scope
-
-                    session = Scope("session")
+                    assert _scope_class is not None  # noqa: S101 - set on import
+                    session = _scope_class("session")
                     session._registry = self
                     self._session = session
                     if not self._atexit:
-                        atexit.register(self._close_at_exit)
+                        atexit.register(self.close_quietly)
                         self._atexit = True
         return session
 
@@ -178,7 +189,8 @@ class Registry:
         if session is not None:
             session.close()
 
-    def _close_at_exit(self) -> None:
+    def close_quietly(self) -> None:
+        """Close the session scope, logging instead of raising what it raises."""
         try:
             self.close()
         except Exception:
@@ -209,16 +221,45 @@ class Registry:
             report, self._report = self._report, Report()
         return report
 
+    @classmethod
+    def on_first_resource(cls, hook: Callable[[Registry], None]) -> None:
+        """
+        Run *hook* with each registry at its first declarative resource (the
+        first ``track``, ``reserve`` or kind helper). Crash safety attaches the
+        journal this way, so that processes which never create such a resource
+        neither open it nor start a reaper.
+
+        .. versionadded:: 0.2.0
+        """
+        if hook not in cls._first_resource_hooks:
+            cls._first_resource_hooks = [*cls._first_resource_hooks, hook]
+
+    def rearm(self) -> None:
+        """
+        Run the :meth:`on_first_resource` hooks again at the next declarative
+        resource (after the journal was reset).
+
+        .. versionadded:: 0.2.0
+        """
+        with self._lock:
+            self._journal_attached = False
+
+    def settings(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """
+        Return copies of the settings last given to :meth:`configure`: the
+        command-line options and the configuration-file settings.
+
+        .. versionadded:: 0.2.0
+        """
+        return dict(self._options), dict(self._config)
+
     def _attach_journal(self) -> None:
-        # The journal is imported on the first declarative resource, so that
-        # processes which never create one neither open it nor start a reaper.
         with self._lock:
             if self._journal_attached:
                 return
             self._journal_attached = True
-        from cleanroom._crash import _recorder
-
-        _recorder.attach(self)
+        for hook in self._first_resource_hooks:
+            hook(self)
 
     def _intent(self, scope: Scope, resource: Resource) -> None:
         if not self._journal_attached:

@@ -4,9 +4,10 @@ Resource records, the Kind protocol, and the registry of kinds by name.
 
 from __future__ import annotations
 
+import contextlib
 import enum
-import importlib
 import itertools
+import sys
 import threading
 import time
 import types
@@ -16,8 +17,9 @@ from typing import Any, Final, Protocol, runtime_checkable
 import anyio.to_thread
 import attrs
 
-from cleanroom.exceptions import PolicyError, UnknownKindError
-
+from . import _discovery
+from ._capabilities import Adopts
+from ._exceptions import PolicyError, UnknownKindError
 from ._policy import CATEGORIES, Category
 
 _ids = itertools.count(1)
@@ -276,22 +278,16 @@ class ObjectKind(BaseKind):
 #: The default kind of :meth:`Scope.add <cleanroom.Scope.add>`: strictly LIFO.
 OBJECT: Final = ObjectKind("object", aliases=("objects",), concurrent=False)
 
-# Built-in kinds live in modules of their own, imported on first use so that
-# the core never imports a backend (nor docker or kubernetes) by itself.
-_BUILTIN_MODULES: Final = {
-    "path": "cleanroom.kinds.files",
-    "paths": "cleanroom.kinds.files",
-    "tempdir": "cleanroom.kinds.files",
-    "tempdirs": "cleanroom.kinds.files",
-    "process": "cleanroom.kinds.processes",
-    "processes": "cleanroom.kinds.processes",
-    "task": "cleanroom.kinds.tasks",
-    "tasks": "cleanroom.kinds.tasks",
-}
-
 _kinds: dict[str, Kind] = {}
 _object_kinds: dict[str, Kind] = {}
 _kinds_lock = threading.Lock()
+# Adopting kinds by the qualified names of the types they adopt, and the
+# answer for each type seen so far (None: no kind adopts it).
+_adopters: dict[str, Kind] = {}
+_adopted_types: dict[type, Kind | None] = {}
+# The module that registered each kind (by id), so that another process (the
+# reaper, the sweep) can import it to find the kind again.
+_origins: dict[int, tuple[Kind, str]] = {}
 
 
 def _names_of(kind: Kind) -> tuple[str, ...]:
@@ -331,6 +327,13 @@ def register_kind(kind: Kind, *, replace: bool = False) -> Kind:
                     )
         for name in names:
             _kinds[name] = kind
+        origin = sys._getframe(1).f_globals.get("__name__")
+        if isinstance(origin, str) and origin != "__main__":
+            _origins[id(kind)] = (kind, origin)
+        if isinstance(kind, Adopts):
+            for type_name in kind.adopts:
+                _adopters[type_name] = kind
+            _adopted_types.clear()
     return kind
 
 
@@ -344,6 +347,9 @@ def unregister_kind(kind: Kind) -> None:
         for name in _names_of(kind):
             if _kinds.get(name) is kind:
                 del _kinds[name]
+        for type_name in [t for t, k in _adopters.items() if k is kind]:
+            del _adopters[type_name]
+        _adopted_types.clear()
 
 
 def get_kind(name: str | Kind) -> Kind:
@@ -363,12 +369,10 @@ def get_kind(name: str | Kind) -> Kind:
     kind = _kinds.get(key)
     if kind is not None:
         return kind
-    module = _BUILTIN_MODULES.get(key)
-    if module is not None:
-        importlib.import_module(module)
-        kind = _kinds.get(key)
-        if kind is not None:
-            return kind
+    _discovery.load_all()
+    kind = _kinds.get(key)
+    if kind is not None:
+        return kind
     raise UnknownKindError(
         f"unknown kind {name!r}; registered: {', '.join(map(repr, kind_names()))}"
     )
@@ -384,13 +388,13 @@ def describe(resource: Resource) -> str:
 
 def kind_names() -> tuple[str, ...]:
     """
-    Return the canonical names of the registered and built-in kinds.
+    Return the canonical names of the registered kinds, those of installed
+    backends included.
 
     .. versionadded:: 0.1.0
     """
-    names = {kind.name for kind in _kinds.values()}
-    names.update(_BUILTIN_MODULES)
-    return tuple(sorted(names))
+    _discovery.load_all()
+    return tuple(sorted({kind.name for kind in _kinds.values()}))
 
 
 def object_kind(name: str | Kind) -> Kind:
@@ -402,9 +406,9 @@ def object_kind(name: str | Kind) -> Kind:
     kind = _kinds.get(name) or _object_kinds.get(name)
     if kind is not None:
         return kind
+    with contextlib.suppress(UnknownKindError):
+        return get_kind(name)
     key = name.strip().lower()
-    if key in _BUILTIN_MODULES:
-        return get_kind(key)
     if not key:
         raise PolicyError("a kind name must not be empty")
     with _kinds_lock:
@@ -412,3 +416,32 @@ def object_kind(name: str | Kind) -> Kind:
 
 
 register_kind(OBJECT)
+
+
+def adopter(obj: object) -> Kind | None:
+    """
+    Return the kind that adopts objects of *obj*'s type (see
+    :class:`~cleanroom.Adopts`), or ``None``.
+    """
+    cls = type(obj)
+    try:
+        return _adopted_types[cls]
+    except KeyError:
+        pass
+    _discovery.load_all()
+    found = None
+    for base in cls.__mro__:
+        found = _adopters.get(f"{base.__module__}.{base.__qualname__}")
+        if found is not None:
+            break
+    _adopted_types[cls] = found
+    return found
+
+
+def kind_origin(kind: Kind) -> str | None:
+    """
+    Return the module whose import registers *kind* (where :func:`register_kind`
+    was called), or ``None`` when that was ``__main__`` or is unknown.
+    """
+    found = _origins.get(id(kind))
+    return found[1] if found is not None and found[0] is kind else None

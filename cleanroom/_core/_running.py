@@ -14,10 +14,9 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from cleanroom.exceptions import CleanupTimeoutError
-
 from . import _context
 from ._entries import Entry
+from ._exceptions import CleanupTimeoutError
 from ._resource import Kind, Resource
 
 T = TypeVar("T")

@@ -12,15 +12,22 @@ import time
 import warnings
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, overload
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, cast, overload
 
 import anyio
 import anyio.to_thread
+import attrs
 
-from cleanroom.exceptions import CleanupError, CleanupWarning, ScopeStateError
-
-from . import _context, _signals
+from . import _context, _discovery, _signals
+from ._creation import Creation
 from ._entries import (
     Callback,
     ChildExit,
@@ -30,14 +37,16 @@ from ._entries import (
     default_cleanup,
     is_async_callable,
 )
+from ._exceptions import CleanupError, CleanupWarning, ScopeStateError
 from ._policy import Decision, Level, OnError, OnFailure, Outcome, Policy
-from ._registry import Registry
+from ._registry import Registry, set_scope_class
 from ._resource import (
     OBJECT,
     Disposition,
     Kind,
     Resource,
     State,
+    adopter,
     describe,
     get_kind,
     object_kind,
@@ -55,6 +64,8 @@ if TYPE_CHECKING:
     import subprocess
     from pathlib import Path
     from types import TracebackType
+
+    from ._capabilities import Adopts
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -157,6 +168,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         self._collected = 0
         self._tokens: list[Any] = []
         self._registry: Registry | None = None
+        self._families: dict[str, object] = {}
         if parent is None and not _signals.decided:
             # A root scope may soon hold cleanups: make SIGTERM unwind to them.
             _signals.install_lazily()
@@ -532,13 +544,24 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                 continue
             alive, call = entry.target()
             if not alive:
-                self._collected += 1
-                self.registry._collected(self, entry)
+                self._lost(entry)
                 continue
             if call is None:
                 call = declarative_call(entry, policy.wait)
             clean.append((entry, call))
         return clean
+
+    def _lost(self, entry: Entry) -> None:
+        """Count and report a weakly held object collected before its cleanup."""
+        self._collected += 1
+        self.registry._collected(self, entry)
+        warnings.warn(
+            f"a {entry.resource.name} object added to {self!r} at {entry.origin} "
+            "with weak=True was garbage-collected before the scope cleaned it; "
+            "its cleanup did not run",
+            ResourceWarning,
+            stacklevel=2,
+        )
 
     def _settle_sync(
         self,
@@ -558,8 +581,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
             self._handles.pop(entry.key, None)
             alive, call = entry.target()
             if not alive or call is None:
-                self._collected += 1
-                self.registry._collected(self, entry)
+                self._lost(entry)
                 return 0
             error = call_sync(entry, call)
             if error is None:
@@ -711,7 +733,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         *,
         kind: str | Kind = "object",
         name: str | None = None,
-        weak: bool | None = None,
+        weak: bool = False,
     ) -> T: ...
 
     @overload
@@ -722,7 +744,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         *,
         kind: str | Kind = "object",
         name: str | None = None,
-        weak: bool | None = None,
+        weak: bool = False,
     ) -> T: ...
 
     def add(
@@ -732,10 +754,16 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         *,
         kind: str | Kind = "object",
         name: str | None = None,
-        weak: bool | None = None,
+        weak: bool = False,
     ) -> T:
         """
         Track *obj* and clean it when the scope closes; return *obj*.
+
+        Objects of a type that a kind adopts (:class:`subprocess.Popen`,
+        :class:`asyncio.Task`, :class:`tempfile.TemporaryDirectory`, and the
+        objects of installed backends such as docker-py's containers) become
+        resources of that kind, cleaned by identity rather than through the
+        Python object; pass *cleanup* or *kind* to clean them your way instead.
 
         Args:
             obj: Any object.
@@ -747,9 +775,12 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                 first-out; adjacent objects of a kind you name (``"websocket"``)
                 are cleaned together, concurrently.
             name: How reports name it; by default its type's name.
-            weak: Hold *obj* weakly so that tracking never keeps it alive.
-                By default, whenever *obj* supports weak references. An object
-                collected before the scope closes is reported, not cleaned.
+            weak: Hold *obj* weakly, for long-lived scopes that must not keep
+                objects alive. By default the scope holds *obj* until it is
+                cleaned, as :meth:`enter_context` does. A weakly held object
+                collected before the scope cleans it is not cleaned: that
+                raises a :class:`ResourceWarning` naming its type and where it
+                was added.
 
         Returns:
             *obj*, so that ``conn = scope.add(connect())`` works.
@@ -757,37 +788,31 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         Raises:
             TypeError: When *obj* has no known cleanup and none is given, or
                 *weak* is true and *obj* does not support weak references.
+
+        .. versionchanged:: 0.2.0
+           Objects are held strongly unless ``weak=True``; objects of adopted
+           types become their kind.
         """
+        if cleanup is None and kind == "object":
+            adopting = adopter(obj)
+            if adopting is not None:
+                if self._policy is None:
+                    self._resolve_policy_early()
+                cast("Adopts", adopting).adopt(self, obj, name=name)
+                return obj
         kind_obj = object_kind(kind)
-        method: str | None = None
-        call: Callable[..., Any] | None = None
-        if cleanup is None:
-            method, is_async = default_cleanup(obj)
-        else:
-            if not callable(cleanup):
-                raise TypeError(f"cleanup must be callable, not {cleanup!r}")
-            bound_self = getattr(cleanup, "__self__", None)
-            if bound_self is obj and hasattr(cleanup, "__func__"):
-                call = cleanup.__func__
-            else:
-                call = cleanup
-            is_async = is_async_callable(cleanup)
-        ref: Callable[[], Any]
-        if weak is False:
-            ref = Strong(obj)
-        else:
-            try:
-                ref = weakref.ref(obj)
-            except TypeError:
-                if weak:
-                    raise TypeError(
-                        f"{type(obj).__qualname__} objects do not support weak "
-                        "references; pass weak=False"
-                    ) from None
-                ref = Strong(obj)
+        method, call, is_async = _cleanup_of(obj, cleanup)
+        ref: Callable[[], Any] = Strong(obj)
+        origin = None
+        if weak:
+            ref = _weak(obj)
+            caller = sys._getframe(1)
+            origin = f"{caller.f_code.co_filename}:{caller.f_lineno}"
+            name = name or type(obj).__qualname__
         entry = Entry(
             kind_obj, ref=ref, method=method, cleanup=call, is_async=is_async, name=name
         )
+        entry.origin = origin
         if self._policy is None:
             self._resolve_policy_early()
         entry.key = id(obj)
@@ -859,15 +884,155 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         entry.key = resource
         self._handles[resource] = entry
         for key in keys:
-            self._handles[key] = entry
+            self._handles[_alias_key(key)] = entry
         self.registry._created(self, resource)
         self._exit_callbacks.append((True, entry))
         return resource
 
-    def _intent(self, kind: Kind, name: str, **identity: Any) -> Resource:
-        """Journal the intent to create a resource; call :meth:`_register` after."""
-        resource = self._new_resource(kind, name, identity)
+    def _begin(self, kind: str | Kind, name: str, identity: dict[str, Any]) -> Creation:
+        kind_obj = get_kind(kind)
+        resource = self._new_resource(kind_obj, name, identity)
         self.registry._intent(self, resource)
+        return Creation(kind_obj, resource)
+
+    def _abandon(self, creation: Creation, reason: str) -> None:
+        self.registry._settled(
+            self,
+            Disposition(
+                creation.resource, State.FORGOTTEN, reason=f"not created: {reason}"
+            ),
+        )
+
+    def _failed(
+        self, creation: Creation, exc: BaseException, error: Exception | None
+    ) -> None:
+        if error is None:
+            self._abandon(creation, f"creating it failed: {exc!r}")
+            return
+        # The intent stays journaled: a sweep deletes the thing once this
+        # session has ended.
+        exc.add_note(
+            "cleanroom could not delete the partly created "
+            f"{creation.kind.describe(creation.resource)}: {error!r}"
+        )
+
+    @contextlib.contextmanager
+    def creating(
+        self, kind: str | Kind, name: str, **identity: Any
+    ) -> Iterator[Creation]:
+        """
+        Create a resource of *kind* safely: the intent is journaled before the
+        body runs, the body creates the thing, and the resource is tracked when
+        the body ends — or, if the body raises or is interrupted, whatever it
+        may have made is deleted through the kind and the intent dropped.
+
+        ``SIGINT`` and ``SIGTERM`` that arrive inside the body are delivered when
+        it has ended, so a thing is always either tracked or gone. Kinds create
+        what they track this way (see :doc:`writing-a-kind`).
+
+        Args:
+            kind: The kind (or its name) of the thing.
+            name: Its name within the kind.
+            identity: What else identifies it, as known before it exists.
+
+        Yields:
+            A :class:`~cleanroom.Creation`, to add identity learned while
+            creating, to make objects handles of the resource, or to say that
+            nothing was created after all.
+
+        Raises:
+            UnknownKindError: When no kind has that name.
+
+        .. versionadded:: 0.2.0
+        """
+        creation = self._begin(kind, name, identity)
+        with _signals.Cleaning(quiet=True):
+            try:
+                yield creation
+                if creation.abandoned is None:
+                    self._register(
+                        creation.kind, creation.resource, keys=creation.aliases
+                    )
+            except BaseException as exc:
+                if creation.abandoned is not None:
+                    self._abandon(creation, creation.abandoned)
+                    raise
+                error = None
+                try:
+                    creation.kind.delete(creation.resource, wait=False)
+                except Exception as delete_error:
+                    error = delete_error
+                self._failed(creation, exc, error)
+                raise
+            if creation.abandoned is not None:
+                self._abandon(creation, creation.abandoned)
+
+    @contextlib.asynccontextmanager
+    async def acreating(
+        self, kind: str | Kind, name: str, **identity: Any
+    ) -> AsyncIterator[Creation]:
+        """
+        Create a resource of *kind* safely from async code; see :meth:`creating`.
+        On failure, the kind's :meth:`~cleanroom.Kind.adelete` runs shielded
+        from cancellation.
+
+        .. versionadded:: 0.2.0
+        """
+        creation = self._begin(kind, name, identity)
+        with _signals.Cleaning(quiet=True):
+            try:
+                yield creation
+                if creation.abandoned is None:
+                    self._register(
+                        creation.kind, creation.resource, keys=creation.aliases
+                    )
+            except BaseException as exc:
+                if creation.abandoned is not None:
+                    self._abandon(creation, creation.abandoned)
+                    raise
+                error = None
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await creation.kind.adelete(creation.resource, wait=False)
+                    except Exception as delete_error:
+                        error = delete_error
+                self._failed(creation, exc, error)
+                raise
+            if creation.abandoned is not None:
+                self._abandon(creation, creation.abandoned)
+
+    def alias(self, handle: object, *aliases: object) -> None:
+        """
+        Make *aliases* find the resource that *handle* finds, in :meth:`keep`,
+        :meth:`release`, :meth:`forget` and :meth:`resource_of`; a path is an
+        alias by its absolute text. Kinds use it for the Python objects and
+        paths that stand for what they track.
+
+        Raises:
+            ScopeStateError: When *handle* is not tracked by this scope.
+
+        .. versionadded:: 0.2.0
+        """
+        entry = self._find(handle)
+        for key in aliases:
+            self._handles[_alias_key(key)] = entry
+
+    def resource_of(self, handle: object) -> Resource:
+        """
+        Return the resource that tracks *handle*: an object given to
+        :meth:`add`, a resource, or an alias a kind made (a path, a
+        :class:`subprocess.Popen`); the resource is a handle too from then on.
+
+        Raises:
+            ScopeStateError: When *handle* is not tracked by this scope.
+
+        .. versionadded:: 0.2.0
+        """
+        entry = self._find(handle)
+        resource = entry.resource
+        if not resource.scope:
+            resource = entry._resource = attrs.evolve(resource, scope=self.name)
+        self._handles[resource] = entry
         return resource
 
     def _find(self, handle: object) -> Entry:
@@ -885,9 +1050,10 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         if entry is None and not isinstance(handle, Resource):
             entry = self._handles.get(handle)
         if entry is None and isinstance(handle, (str, os.PathLike)):
-            # Paths are tracked by their text: an equal path or string finds
-            # them. abspath, not resolve(): links must not be followed.
-            entry = self._handles.get(("path", os.path.abspath(handle)))  # noqa: PTH100
+            # A path is found by its absolute text, so that an equal path or
+            # string finds what a kind aliased. abspath, not resolve(): links
+            # must not be followed.
+            entry = self._handles.get(os.path.abspath(handle))  # noqa: PTH100
         if entry is None or entry not in (cb for _, cb in self._exit_callbacks):
             raise ScopeStateError(f"{handle!r} is not tracked by {self!r}")
         if (
@@ -1015,6 +1181,32 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         self._exit_callbacks.append((True, ChildExit(child)))
         return child
 
+    # -- families of kinds: scope.docker, scope.k8s, ... ---------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names the class lacks: the installed backends'
+        # family accessors, found by entry-point name.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._families[name]
+        except KeyError:
+            pass
+        module = _discovery.load(name)
+        factory = getattr(module, "family", None)
+        if factory is None:
+            installed = ", ".join(
+                family
+                for family in _discovery.families()
+                if hasattr(_backend(family), "family")
+            )
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}; the "
+                f"installed backends' families are: {installed or 'none'}"
+            )
+        family = self._families[name] = factory(self)
+        return family
+
     # -- helpers of the built-in kinds --------------------------------------------
 
     def tempdir(
@@ -1028,9 +1220,10 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
 
         Arguments are those of :func:`tempfile.mkdtemp`.
         """
-        from cleanroom.kinds import files
-
-        return files.tempdir(self, suffix=suffix, prefix=prefix, dir=dir)
+        return cast(
+            "Path",
+            _backend("files").tempdir(self, suffix=suffix, prefix=prefix, dir=dir),
+        )
 
     def tempfile(
         self,
@@ -1043,9 +1236,10 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
 
         Arguments are those of :func:`tempfile.mkstemp`.
         """
-        from cleanroom.kinds import files
-
-        return files.tempfile(self, suffix=suffix, prefix=prefix, dir=dir)
+        return cast(
+            "Path",
+            _backend("files").tempfile(self, suffix=suffix, prefix=prefix, dir=dir),
+        )
 
     def track_path(
         self,
@@ -1061,18 +1255,14 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                 the temporary directory or the current directory), or is ``/``,
                 a home directory or a root itself.
         """
-        from cleanroom.kinds import files
-
-        return files.track_path(self, path, root=root)
+        return cast("Path", _backend("files").track_path(self, path, root=root))
 
     def track_glob(self, pattern: str, root: str | os.PathLike[str]) -> Resource:
         """
         Delete, when the scope closes, what matches *pattern* under *root* and
         did not exist when this was called.
         """
-        from cleanroom.kinds import files
-
-        return files.track_glob(self, pattern, root)
+        return cast("Resource", _backend("files").track_glob(self, pattern, root))
 
     def watch(
         self, root: str | os.PathLike[str], patterns: Sequence[str] | None = None
@@ -1081,9 +1271,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         Delete, when the scope closes, what appeared under *root* (matching any
         of *patterns*, if given) while the scope was open.
         """
-        from cleanroom.kinds import files
-
-        return files.watch(self, root, patterns)
+        return cast("Resource", _backend("files").watch(self, root, patterns))
 
     def popen(
         self, args: Sequence[str | os.PathLike[str]], **kwargs: Any
@@ -1095,9 +1283,9 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         The keyword ``grace`` sets the seconds between ``SIGTERM`` and
         ``SIGKILL``; the others go to :class:`subprocess.Popen`.
         """
-        from cleanroom.kinds import processes
-
-        return processes.popen(self, args, **kwargs)
+        return cast(
+            "subprocess.Popen[Any]", _backend("processes").popen(self, args, **kwargs)
+        )
 
     def track_pid(self, pid: int, *, grace: float | None = None) -> Resource:
         """
@@ -1105,9 +1293,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
 
         *grace* is the seconds between ``SIGTERM`` and ``SIGKILL``.
         """
-        from cleanroom.kinds import processes
-
-        return processes.track_pid(self, pid, grace=grace)
+        return cast("Resource", _backend("processes").track_pid(self, pid, grace=grace))
 
     def start_soon(
         self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None
@@ -1119,9 +1305,9 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         Raises:
             ScopeStateError: When no event loop is running in this thread.
         """
-        from cleanroom.kinds import tasks
-
-        return tasks.start_soon(self, fn, *args, name=name)
+        return cast(
+            "Resource", _backend("tasks").start_soon(self, fn, *args, name=name)
+        )
 
     def __del__(self) -> None:
         try:
@@ -1169,3 +1355,48 @@ def _chain(
             break
         new = context
     new.__context__ = old
+
+
+set_scope_class(Scope)
+
+
+def _cleanup_of(
+    obj: object, cleanup: Callable[..., Any] | None
+) -> tuple[str | None, Callable[..., Any] | None, bool]:
+    """Return how to clean *obj*: a method name or a call, and whether it is async."""
+    if cleanup is None:
+        method, is_async = default_cleanup(obj)
+        return method, None, is_async
+    if not callable(cleanup):
+        raise TypeError(f"cleanup must be callable, not {cleanup!r}")
+    bound_self = getattr(cleanup, "__self__", None)
+    if bound_self is obj and hasattr(cleanup, "__func__"):
+        return None, cleanup.__func__, is_async_callable(cleanup)
+    return None, cleanup, is_async_callable(cleanup)
+
+
+def _weak(obj: object) -> Callable[[], Any]:
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        raise TypeError(
+            f"{type(obj).__qualname__} objects do not support weak references; "
+            "pass weak=False"
+        ) from None
+
+
+def _alias_key(handle: object) -> object:
+    if isinstance(handle, (str, os.PathLike)):
+        return os.path.abspath(handle)  # noqa: PTH100
+    return handle
+
+
+def _backend(name: str) -> Any:
+    """Return the module of the installed backend *name* (an entry point's name)."""
+    module = _discovery.load(name)
+    if module is None:
+        raise ScopeStateError(
+            f"the cleanroom backend {name!r} is not installed: no entry point "
+            f"of group {_discovery.GROUP!r} has that name; reinstall cleanroom"
+        )
+    return module

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from cleanroom.exceptions import Terminated
+from ._exceptions import Terminated
 
 if TYPE_CHECKING:
     from types import FrameType, TracebackType
@@ -67,6 +67,8 @@ _depth = 0
 _saved_sigint: Handler = None
 _pending: list[int] = []
 _interrupts = 0
+# Whether the outermost guard says nothing of a held Ctrl+C.
+_quiet = False
 _received: list[int] = []
 
 
@@ -213,7 +215,7 @@ def _on_sigint_while_cleaning(signum: int, frame: FrameType | None) -> None:  # 
         raise KeyboardInterrupt
     if signum not in _pending:
         _pending.append(signum)
-    if _interrupts == 1:
+    if _interrupts == 1 and not _quiet:
         sys.stderr.write(
             "\ncleanroom: cleaning up; the interrupt is delivered when the "
             f"cleanup is done (press Ctrl+C {ABORT_AFTER - 1} more times to "
@@ -247,10 +249,11 @@ def _restore_sigint() -> None:
         pass
 
 
-def _enter() -> None:
-    global _depth  # noqa: PLW0603
+def _enter(*, quiet: bool) -> None:
+    global _depth, _quiet  # noqa: PLW0603
     _depth += 1
     if _depth == 1:
+        _quiet = quiet
         _hold_sigint()
 
 
@@ -284,18 +287,21 @@ class Cleaning:
     Args:
         drop: Forget held signals instead of delivering them, for code that
             ends the program anyway (a test session's last teardown).
+        quiet: Say nothing of a held Ctrl+C; for short sections, such as the
+            creation of a resource, that are not cleanups.
 
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_drop",)
+    __slots__ = ("_drop", "_quiet")
 
-    def __init__(self, *, drop: bool = False) -> None:
+    def __init__(self, *, drop: bool = False, quiet: bool = False) -> None:
         self._drop = drop
+        self._quiet = quiet
 
     def __enter__(self) -> None:
         if threading.get_ident() == _main_ident:
-            _enter()
+            _enter(quiet=self._quiet)
 
     def __exit__(
         self,

@@ -131,7 +131,8 @@ class Recorder:
         self._generation = 0
         self._broken = False
         self._reaper: ReaperProcess | None = None
-        self._registries: list[Registry] = []
+        #: The registries this recorder journals for.
+        self.registries: list[Registry] = []
         #: Per live resource's id: its row's values, to write it again into a
         #: journal that had to be replaced.
         self._rows: dict[int, dict[str, Any]] = {}
@@ -151,8 +152,8 @@ class Recorder:
     def watch(self, registry: Registry) -> None:
         """Close *registry*'s session scope before marking the owner closed at exit."""
         with self._lock:
-            if all(r is not registry for r in self._registries):
-                self._registries.append(registry)
+            if all(r is not registry for r in self.registries):
+                self.registries.append(registry)
 
     # -- the journal and the owner ------------------------------------------------
 
@@ -325,8 +326,8 @@ class Recorder:
             return module
 
     def _at_exit(self) -> None:
-        for registry in list(self._registries):
-            registry._close_at_exit()
+        for registry in list(self.registries):
+            registry.close_quietly()
         owner, journal = self._owner, self._journal
         if owner is None or journal is None or owner.pid != os.getpid():
             return
@@ -358,7 +359,7 @@ class Recorder:
         if journal is not None:
             journal.close()
 
-    def _forked(self) -> None:
+    def after_fork(self) -> None:
         """Forget the parent's connection, owner, rows and reaper in a forked child."""
         journal, reaper = self._journal, self._reaper
         self._journal = None
@@ -395,33 +396,15 @@ def kind_module(kind: Kind) -> str | None:
     """
     Return the module that, imported in another process, registers *kind*.
 
-    The built-in kinds' modules are known; for others, the module of the
-    kind's class when it holds the kind, else any imported module that does.
+    Kinds of installed backends are found through their entry points anyway;
+    this names the module of a kind registered elsewhere (a conftest, a
+    test helper), which the reaper and the sweep import to find it.
 
     .. versionadded:: 0.1.0
     """
-    from cleanroom._core._resource import _BUILTIN_MODULES
+    from cleanroom._core._resource import kind_origin
 
-    builtin = _BUILTIN_MODULES.get(kind.name)
-    if builtin is not None:
-        return builtin
-    class_module = type(kind).__module__
-
-    def holds(module: object) -> bool:
-        try:
-            return any(value is kind for value in vars(module).values())
-        except TypeError:
-            return False
-
-    candidate = sys.modules.get(class_module)
-    if candidate is not None and class_module != "__main__" and holds(candidate):
-        return class_module
-    for name, module in list(sys.modules.items()):
-        if name == "__main__" or module is None:
-            continue
-        if holds(module):
-            return name
-    return None if class_module == "__main__" else class_module
+    return kind_origin(kind)
 
 
 def _on_interrupt(scope: Scope, kind: Kind | None) -> str:
@@ -518,18 +501,18 @@ def reset() -> None:
         found, _recorder, _resolved = _recorder, None, False
     registries = [Registry.default()]
     if found is not None:
-        registries += found._registries
+        registries += found.registries
         found.close()
     for registry in registries:
         if found is not None:
             registry.unsubscribe(found)
-        registry._journal_attached = False
+        registry.rearm()
 
 
 def _after_fork() -> None:
     found = _recorder
     if found is not None:
-        found._forked()
+        found.after_fork()
 
 
 os.register_at_fork(after_in_child=_after_fork)

@@ -48,16 +48,14 @@ import sys
 import tempfile as _tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import attrs
 
 from cleanroom._core._policy import find_pyproject, project_config
 from cleanroom._core._resource import (
     BaseKind,
-    Disposition,
     Resource,
-    State,
     register_kind,
 )
 from cleanroom.exceptions import PolicyError, UnsafePathError
@@ -104,8 +102,24 @@ class PathKind(BaseKind):
     it), or ``root``, ``patterns`` and ``before`` (what :func:`track_glob` and
     :func:`watch` saw when they were called).
 
+    The kind ``path`` adopts :class:`tempfile.TemporaryDirectory` objects
+    given to :meth:`Scope.add <cleanroom.Scope.add>`: their directory is
+    tracked as a path (and journaled), and the object's own finalizer is
+    detached so that it does not try to delete it a second time.
+
     .. versionadded:: 0.1.0
     """
+
+    #: The types whose objects :meth:`Scope.add <cleanroom.Scope.add>` adopts.
+    adopts: tuple[str, ...] = ()
+
+    def adopt(self, scope: Scope, obj: object, *, name: str | None) -> Resource:  # noqa: ARG002
+        """Track the directory of the :class:`tempfile.TemporaryDirectory` *obj*."""
+        directory = cast("_tempfile.TemporaryDirectory[str]", obj)
+        path = track_path(scope, directory.name)
+        # The directory is the scope's to delete now, and the journal's.
+        directory._finalizer.detach()  # type: ignore[attr-defined]  # noqa: SLF001
+        return scope.resource_of(path)
 
     def delete(self, resource: Resource, *, wait: bool) -> None:  # noqa: ARG002
         """
@@ -172,7 +186,9 @@ class PathKind(BaseKind):
 
 
 #: Paths tracked with ``track_path``, ``tempfile``, ``track_glob`` and ``watch``.
-PATHS: Final = PathKind("path", aliases=("paths",))
+PATHS: Final = PathKind(
+    "path", aliases=("paths",), adopts=("tempfile.TemporaryDirectory",)
+)
 
 #: Directories made with ``tempdir``.
 TEMPDIRS: Final = PathKind("tempdir", aliases=("tempdirs",))
@@ -286,8 +302,8 @@ def track_path(
         container = explicit
     else:
         container = max((r for r in roots if _within(target, r)), key=len)
-    resource = scope._intent(PATHS, target, path=target, root=container)
-    scope._register(PATHS, resource, keys=_keys(absolute, target))
+    resource = scope.track(PATHS, target, path=target, root=container)
+    scope.alias(resource, absolute, target)
     return Path(absolute)
 
 
@@ -318,10 +334,9 @@ def track_glob(scope: Scope, pattern: str, root: str | os.PathLike[str]) -> Reso
     base = _watch_root(root)
     before = _snapshot(base, [parts])
     name = os.path.join(base, pattern)
-    resource = scope._intent(
+    return scope.track(
         PATHS, name, mode="glob", root=base, patterns=[pattern], before=before
     )
-    return scope._register(PATHS, resource)
 
 
 def watch(
@@ -374,10 +389,9 @@ def watch(
         stored = list(patterns)
     base = _watch_root(root)
     before = _snapshot(base, parts_list)
-    resource = scope._intent(
+    return scope.track(
         PATHS, base, mode="watch", root=base, patterns=stored, before=before
     )
-    return scope._register(PATHS, resource)
 
 
 def allowed_roots(root: str | os.PathLike[str] | None = None) -> tuple[str, ...]:
@@ -425,24 +439,16 @@ def _create(
         middle = "".join(secrets.choice(_NAME_CHARS) for _ in range(_NAME_LENGTH))
         name = prefix + middle + suffix
         target = os.path.join(root, name)
-        resource = scope._intent(kind, target, path=target, root=root)
-        try:
-            make(target)
-        except FileExistsError:
-            _abandon(scope, resource, "its name was taken; another was tried")
-            continue
-        except BaseException as exc:
-            _abandon(scope, resource, f"creating it failed: {exc!r}")
-            raise
         absolute = os.path.join(parent, name)
-        try:
-            scope._register(kind, resource, keys=_keys(absolute, target))
-        except BaseException:
-            # Untracked, the new path would outlive the scope: remove it now.
-            with contextlib.suppress(OSError):
-                (os.rmdir if make is _make_dir else os.unlink)(target)
-            raise
-        return Path(absolute)
+        with scope.creating(kind, target, path=target, root=root) as creation:
+            try:
+                make(target)
+            except FileExistsError:
+                creation.abandon("its name was taken; another was tried")
+            else:
+                creation.alias(absolute, target)
+        if creation.abandoned is None:
+            return Path(absolute)
     raise FileExistsError(errno.EEXIST, "no unused temporary name found", parent)
 
 
@@ -455,13 +461,6 @@ def _make_file(path: str) -> None:
     os.close(os.open(path, flags, 0o600))
 
 
-def _abandon(scope: Scope, resource: Resource, reason: str) -> None:
-    """Tell the journal that an intended path was never created by us."""
-    scope.registry._settled(
-        scope, Disposition(resource, State.FORGOTTEN, reason=f"not created: {reason}")
-    )
-
-
 def _name_part(value: object, what: str, default: str) -> str:
     if value is None:
         return default
@@ -470,11 +469,6 @@ def _name_part(value: object, what: str, default: str) -> str:
     if os.sep in value or (os.altsep and os.altsep in value) or "\x00" in value:
         raise ValueError(f"{what} must not hold a path separator or NUL: {value!r}")
     return value
-
-
-def _keys(*forms: str) -> tuple[tuple[str, str], ...]:
-    """The handles under which a scope finds a tracked path (see ``Scope._find``)."""
-    return tuple(dict.fromkeys(("path", form) for form in forms))
 
 
 # -- safety ----------------------------------------------------------------------

@@ -35,15 +35,13 @@ import subprocess
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple, cast
 
 import attrs
 
 from cleanroom._core._resource import (
     BaseKind,
-    Disposition,
     Resource,
-    State,
     register_kind,
 )
 from cleanroom._core._session import TOKEN_ENV, new_id, pids_with_token, stat_fields
@@ -86,8 +84,37 @@ class ProcessKind(BaseKind):
     group the process leads: ``pgid == pid``), ``grace``, ``boot_id`` and
     ``argv``.
 
+    A :class:`subprocess.Popen` given to :meth:`Scope.add
+    <cleanroom.Scope.add>` becomes a process resource: it is ended as
+    :meth:`~cleanroom.Scope.track_pid` ends a process, and reaped through its
+    ``Popen``, rather than waited for by ``Popen.__exit__``.
+
     .. versionadded:: 0.1.0
     """
+
+    #: The types whose objects :meth:`Scope.add <cleanroom.Scope.add>` adopts.
+    adopts: ClassVar[tuple[str, ...]] = ("subprocess.Popen",)
+
+    def adopt(self, scope: Scope, obj: object, *, name: str | None) -> Resource:
+        """Track the running :class:`subprocess.Popen` *obj* in *scope*."""
+        process = cast("subprocess.Popen[Any]", obj)
+        _require_proc()
+        info = _read_stat(process.pid)
+        if info is None:
+            raise ProcessLookupError(
+                f"process {process.pid} of {process!r} was reaped already"
+            )
+        argv = _cmdline(process.pid)
+        resource = scope.track(
+            self,
+            name or _name(argv),
+            argv=argv,
+            grace=_grace(scope, None),
+            **_identity(process.pid, info),
+        )
+        scope.alias(resource, process)
+        _popens[process.pid, info.start_time] = process
+        return resource
 
     def delete(self, resource: Resource, *, wait: bool) -> None:
         """
@@ -212,25 +239,18 @@ def popen(
     token = new_id()
     env = popen_kwargs.get("env")
     popen_kwargs["env"] = {**(os.environ if env is None else env), TOKEN_ENV: token}
-    resource = scope._intent(
+    with scope.creating(
         PROCESSES, _name(argv), argv=argv, grace=seconds, token=token
-    )
-    try:
+    ) as creation:
+        # SIGINT and SIGTERM wait until the process is tracked; should Popen
+        # or /proc fail, creating() ends the process through its token.
         process = subprocess.Popen(args, **popen_kwargs)
-    except BaseException as exc:
-        scope.registry._settled(
-            scope,
-            Disposition(resource, State.FORGOTTEN, reason=f"not started: {exc!r}"),
-        )
-        raise
-    try:
-        resource = _started(resource, process)
-        _popens[process.pid, resource.identity["start_time"]] = process
-        scope._register(PROCESSES, resource, keys=(process,))
-    except BaseException:
-        # Untracked, the process would outlive the scope: end it now.
-        _kill_now(process)
-        raise
+        info = _read_stat(process.pid)
+        if info is None:
+            raise CleanroomError(f"cannot read /proc/{process.pid}/stat")
+        creation.update(**_identity(process.pid, info))
+        creation.alias(process)
+        _popens[process.pid, info.start_time] = process
     return process
 
 
@@ -245,15 +265,6 @@ def _by_token(resource: Resource) -> list[Resource]:
     return found
 
 
-def _started(resource: Resource, process: subprocess.Popen[Any]) -> Resource:
-    # Until it is reaped, the pid (and its /proc entry) stays this process's.
-    info = _read_stat(process.pid)
-    if info is None:
-        raise CleanroomError(f"cannot read /proc/{process.pid}/stat")
-    identity = {**resource.identity, **_identity(process.pid, info)}
-    return attrs.evolve(resource, identity=identity)
-
-
 def _identity(pid: int, info: _Stat) -> dict[str, Any]:
     """What a record holds of running process *pid*, whose stat is *info*."""
     return {
@@ -264,19 +275,6 @@ def _identity(pid: int, info: _Stat) -> dict[str, Any]:
         # Only a group the process leads, never cleanroom's own, is ended whole.
         "group": info.pgrp == pid and info.pgrp != os.getpgrp(),
     }
-
-
-def _kill_now(process: subprocess.Popen[Any]) -> None:
-    try:
-        group = os.getpgid(process.pid) == process.pid != os.getpgrp()
-    except ProcessLookupError:
-        group = False
-    with contextlib.suppress(ProcessLookupError):
-        if group:
-            os.killpg(process.pid, signal.SIGKILL)
-        else:
-            process.kill()
-    process.wait()
 
 
 def track_pid(scope: Scope, pid: int, *, grace: float | None = None) -> Resource:
@@ -314,10 +312,9 @@ def track_pid(scope: Scope, pid: int, *, grace: float | None = None) -> Resource
     if info is None:
         raise ProcessLookupError(f"no process has pid {pid}")
     argv = _cmdline(pid)
-    resource = scope._intent(
+    return scope.track(
         PROCESSES, _name(argv), argv=argv, grace=seconds, **_identity(pid, info)
     )
-    return scope._register(PROCESSES, resource)
 
 
 # -- reading /proc ---------------------------------------------------------------

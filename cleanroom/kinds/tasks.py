@@ -17,12 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
 import anyio
+import attrs
 
 from cleanroom._core._context import running_async_library
-from cleanroom._core._entries import Entry, Strong
 from cleanroom._core._resource import ObjectKind, Resource, register_kind
 from cleanroom.exceptions import ScopeStateError
 
@@ -31,10 +31,59 @@ if TYPE_CHECKING:
 
     from cleanroom._core._scope import Scope
 
-__all__ = ["TASKS", "start_soon"]
+__all__ = ["TASKS", "TaskKind", "start_soon"]
+
+
+@attrs.define
+class TaskKind(ObjectKind):
+    """
+    Background tasks. An :class:`asyncio.Task` given to :meth:`Scope.add
+    <cleanroom.Scope.add>` becomes one: the scope cancels it and waits for it
+    to end, in the loop that runs it.
+
+    .. versionadded:: 0.2.0
+    """
+
+    #: The types whose objects :meth:`Scope.add <cleanroom.Scope.add>` adopts.
+    adopts: ClassVar[tuple[str, ...]] = ("_asyncio.Task", "asyncio.tasks.Task")
+
+    def adopt(self, scope: Scope, obj: object, *, name: str | None) -> Resource:
+        """Make *scope* cancel and await the :class:`asyncio.Task` *obj*."""
+        task = cast("asyncio.Task[Any]", obj)
+        handle = _AdoptedTask(name or task.get_name(), task)
+        scope.add(handle, kind=self, name=handle.name)
+        scope.alias(handle, task)
+        return scope.resource_of(task)
+
 
 #: Background tasks: in-process, runtime, cancelled together at exit.
-TASKS: Final = ObjectKind("task", aliases=("tasks",), category="runtime")
+TASKS: Final = TaskKind("task", aliases=("tasks",), category="runtime")
+
+
+class _AdoptedTask:
+    """An asyncio task started elsewhere, as its scope cancels and awaits it."""
+
+    __slots__ = ("name", "task")
+
+    def __init__(self, name: str, task: asyncio.Task[Any]) -> None:
+        self.name = name
+        self.task = task
+
+    def __repr__(self) -> str:
+        return f"<task {self.name!r}>"
+
+    async def aclose(self) -> None:
+        task = self.task
+        if not task.done():
+            if asyncio.get_running_loop() is not task.get_loop():
+                raise ScopeStateError(
+                    f"{self!r} belongs to another event loop; close its scope "
+                    "with 'await scope.aclose()' in the loop that runs it"
+                )
+            task.cancel()
+            await asyncio.wait((task,))
+        if not task.cancelled() and task.exception() is not None:
+            raise cast("BaseException", task.exception())
 
 
 class _Task:
@@ -227,20 +276,8 @@ def start_soon(
         handle = _TrioTask(task_name, awaitable)
     else:
         handle = _AsyncioTask(task_name, awaitable)
-    resource = Resource(TASKS.name, task_name, scope=scope.name)
-    entry = Entry(
-        TASKS,
-        resource=resource,
-        ref=Strong(handle),
-        method="aclose",
-        is_async=True,
-        name=task_name,
-    )
-    entry.key = resource
-    scope._handles[resource] = entry
-    scope._has_async = True
-    scope._exit_callbacks.append((False, entry))
-    return resource
+    scope.add(handle, kind=TASKS, name=task_name)
+    return scope.resource_of(handle)
 
 
 def _describe(fn: object) -> str:
