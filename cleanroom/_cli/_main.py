@@ -149,8 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Remove journaled resources whose owner process is dead (or, on "
             "another host, silent for a minute) and kept resources whose "
             "retention has passed. Nothing a live session owns is touched, and "
-            "nothing outside the journal unless a --prefix rule names it. At a "
-            "terminal, the orphans are listed and you are asked first."
+            "nothing outside the journal unless a --prefix rule, or a kind's "
+            "declared orphan_prefixes, names it. At a terminal, the orphans are "
+            "listed and you are asked first."
         ),
         formatter_class=_Formatter,
     )
@@ -441,7 +442,11 @@ def _sweep_options(
     args: argparse.Namespace, parser: argparse.ArgumentParser
 ) -> dict[str, Any]:
     """Check the sweep command's arguments; return the sweep's settings."""
-    from cleanroom._crash._sweep import PrefixRule, parse_duration
+    from cleanroom._crash._sweep import (
+        PrefixRule,
+        declared_prefix_rules,
+        parse_duration,
+    )
 
     try:
         older_than = (
@@ -460,9 +465,17 @@ def _sweep_options(
         "older_than": older_than,
         "session": args.session,
         "include_kept": not args.keep_kept,
-        "prefix_rules": [
-            PrefixRule(kind, prefix) for prefix in args.prefixes for kind in args.kinds
-        ],
+        # Rules given here, then those the kinds opted into (orphan_prefixes).
+        "prefix_rules": list(
+            dict.fromkeys(
+                [
+                    PrefixRule(kind, prefix)
+                    for prefix in args.prefixes
+                    for kind in args.kinds
+                ]
+                + declared_prefix_rules(args.kinds)
+            )
+        ),
     }
 
 
@@ -472,7 +485,7 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     options = _sweep_options(args, parser)
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not args.json
     ask = interactive and not args.yes and not args.dry_run
-    if options["prefix_rules"] and not (args.yes or args.dry_run or interactive):
+    if args.prefixes and not (args.yes or args.dry_run or interactive):
         print(
             "cleanroom: prefix rules remove things cleanroom did not create; "
             "pass --yes to confirm",

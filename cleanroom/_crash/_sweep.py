@@ -569,19 +569,49 @@ def _protected(journal: Journal | None, swept: Sequence[Row]) -> set[tuple[str, 
 
 def _listed(rule: PrefixRule) -> tuple[Kind, list[Resource]]:
     """Return the kind of *rule* and its resources whose name has the prefix."""
+    from cleanroom._core._capabilities import ListsNames
+    from cleanroom._core._resource import Resource
     from cleanroom.exceptions import UnknownKindError
 
     kind = resolve_kind(rule.kind)
     if kind is None:
         raise UnknownKindError(f"unknown kind {rule.kind!r} in a prefix rule")
-    lister = getattr(kind, "list_names", None)
-    if not callable(lister):
+    if not isinstance(kind, ListsNames):
         raise TypeError(
             f"the kind {kind.name!r} cannot list its resources; a prefix rule "
             "needs a kind with list_names(prefix)"
         )
-    found = [r for r in lister(rule.prefix) if r.name.startswith(rule.prefix)]
+    found = []
+    # Names, as the protocol says; a resource, where a name is not enough.
+    listed: Iterable[object] = kind.list_names(rule.prefix)
+    for item in listed:
+        resource = (
+            item
+            if isinstance(item, Resource)
+            else Resource(kind.name, str(item), declarative=True)
+        )
+        if resource.name.startswith(rule.prefix):
+            found.append(resource)
     return kind, found
+
+
+def declared_prefix_rules(kinds: Iterable[str] | None = None) -> list[PrefixRule]:
+    """
+    Return the prefix rules that kinds opted into: the ``orphan_prefixes`` of
+    every installed kind that lists names (or only of *kinds*).
+
+    .. versionadded:: 0.2.0
+    """
+    from cleanroom._core._capabilities import ListsNames
+    from cleanroom._core._resource import get_kind, kind_names
+
+    wanted = None if kinds is None else {canonical_kind(kind) for kind in kinds}
+    return [
+        PrefixRule(kind.name, prefix)
+        for kind in map(get_kind, kind_names())
+        if isinstance(kind, ListsNames) and (wanted is None or kind.name in wanted)
+        for prefix in getattr(kind, "orphan_prefixes", ())
+    ]
 
 
 def _sweep_prefixes(
@@ -648,7 +678,8 @@ def _delete(kind: Kind, resource: Resource) -> None:
 
 def session_start_sweep() -> int:
     """
-    Sweep the journal once at the start of a test session; never raises.
+    Sweep the journal once at the start of a test session, then the prefix
+    rules that kinds opted into (:func:`declared_prefix_rules`); never raises.
 
     The pytest plugin calls this in the controller process (not in xdist
     workers) unless ``--cleanroom-no-sweep`` is given. Failures are logged.
@@ -658,16 +689,19 @@ def session_start_sweep() -> int:
 
     .. versionadded:: 0.1.0
     """
+    results: list[SweepResult] = []
     try:
         path = journal_path()
         with open_existing(path) as journal:
-            if journal is None:
-                return 0
-            report = sweep(journal)
+            if journal is not None:
+                results.extend(sweep(journal).results)
+            # Separately: a kind that cannot list now must not hide the above.
+            rules = declared_prefix_rules()
+            if rules:
+                results.extend(sweep(journal, prefix_rules=rules, kinds=()).results)
     except (Exception, JournalUnavailable) as exc:
         log.warning("the cleanroom session-start sweep failed: %s", exc)
-        return 0
-    for result in report.results:
+    for result in results:
         if result.action == "failed":
             log.warning(
                 "could not sweep the orphaned %s %r: %s",
@@ -675,10 +709,11 @@ def session_start_sweep() -> int:
                 result.name,
                 result.reason,
             )
-    if report.removed:
+    removed = sum(1 for result in results if result.action == "removed")
+    if removed:
         log.info(
             "swept %d orphaned resource%s left by earlier sessions",
-            report.removed,
-            "" if report.removed == 1 else "s",
+            removed,
+            "" if removed == 1 else "s",
         )
-    return report.removed
+    return removed
