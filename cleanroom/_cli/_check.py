@@ -36,6 +36,7 @@ from cleanroom._crash._journal import JOURNAL_ENV, open_existing
 from cleanroom._version import __version__
 
 if TYPE_CHECKING:
+    from cleanroom._core._capabilities import Probes
     from cleanroom._core._scope import Scope
 
 _LOCAL_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
@@ -267,6 +268,48 @@ def _backend_trip(module_name: str) -> Callable[[], str] | None:
     return trip
 
 
+def _probe_kinds() -> tuple[list[Line], list[Line]]:
+    """Probe every kind that can be probed; round-trip those that answer."""
+    from cleanroom._core._capabilities import Probes
+    from cleanroom._core._resource import get_kind, kind_names
+    from cleanroom.exceptions import BackendUnavailableError
+
+    backends: list[Line] = []
+    trips: list[Line] = []
+    for kind in map(get_kind, kind_names()):
+        if not isinstance(kind, Probes):
+            continue
+        try:
+            detail = kind.probe()
+        except BackendUnavailableError as exc:
+            backends.append(Line(kind.name, None, f"unavailable: {exc}"))
+            continue
+        except Exception as exc:
+            backends.append(Line(kind.name, False, f"{type(exc).__name__}: {exc}"))
+            continue
+        backends.append(Line(kind.name, True, detail))
+        trips.append(_kind_trip(kind))
+    return backends, trips
+
+
+def _kind_trip(kind: Probes) -> Line:
+    name = getattr(kind, "name", type(kind).__name__)
+    cannot: list[str] = []
+
+    def trip() -> str:
+        done = ""
+        try:
+            with _scope() as scope:
+                done = kind.roundtrip(scope)
+        except NotImplementedError as exc:
+            # A kind that cannot make things has no round trip: not a failure.
+            cannot.append(str(exc))
+        return done
+
+    line = _timed(name, trip)
+    return Line(name, None, cannot[0]) if cannot else line
+
+
 def _journal_line(path: Path | None) -> tuple[Line, int | None]:
     from cleanroom._crash._sweep import sweep
 
@@ -380,6 +423,9 @@ def check(journal: Path | None) -> Report:
         trip = _backend_trip(f"cleanroom.kinds.{backend.name}") if backend.ok else None
         if trip is not None:
             trips.append(_timed(backend.name, trip))
+    probed, probed_trips = _probe_kinds()
+    backends.extend(probed)
+    trips.extend(probed_trips)
     journal_line, orphans = _journal_line(journal)
     return Report(backends, trips, journal_line, orphans)
 

@@ -48,6 +48,7 @@ from __future__ import annotations
 import math
 import secrets
 import shlex
+import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -55,8 +56,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from cleanroom import BaseKind, Resource, get_kind, register_kind
+from cleanroom._core._resource import BaseKind, Resource, get_kind, register_kind
 from cleanroom.exceptions import (
+    BackendUnavailableError,
     CommandError,
     CommandTimeoutError,
     PolicyError,
@@ -432,15 +434,40 @@ class CommandKind(BaseKind):
             names.append(name)
         return names
 
-    def roundtrip(self, scope: Scope) -> str:
+    def probe(self) -> str:
         """
-        Create one thing with the kind's create command in *scope*, check that
-        it exists, and release it (delete it now).
+        Tell whether the kind's program answers: run the list command, or else
+        find the delete command's program on ``PATH``.
 
         Raises:
-            PolicyError: When the kind has no create command.
+            BackendUnavailableError: When it does not; the message says why.
+        """
+        if self.list_command is not None and "list" in self._templates:
+            try:
+                count = len(self.listed())
+            except (CommandError, PolicyError) as exc:
+                raise BackendUnavailableError(str(exc)) from exc
+            return f"{shlex.join(self.list_command)}: {count} listed"
+        program = self.delete_command[0]
+        found = shutil.which(program)
+        if found is None:
+            raise BackendUnavailableError(f"{program} is not on PATH")
+        return f"{program} at {found}"
+
+    def roundtrip(self, scope: Scope) -> str:
+        """
+        Create one thing named ``cleanroom-check-…`` with the kind's create
+        command in *scope*, check that it exists, release it (delete it now)
+        and check that it is gone.
+
+        Raises:
+            NotImplementedError: When the kind has no create command.
             CommandError: When a step fails.
         """
+        if self.create_command is None:
+            raise NotImplementedError(
+                f"the command kind {self.name!r} has no create command to try"
+            )
         name = f"cleanroom-check-{secrets.token_hex(4)}"
         resource = family(scope).create(self, name)
         if not self.exists(resource):
