@@ -18,7 +18,7 @@ starts no worker: the VM never appears. ``--fail`` exits 1 at once.
 exit 2) and works the next time; deleting a missing VM exits 3 ("not found").
 ``exists`` exits 0 or 1. ``list`` prints ``NAME<TAB>CREATED`` lines, or a JSON
 list of objects with ``--json``. Every command is logged to ``STATE/log``.
-Names may hold any character but NUL and ``/``-free encoding is used on disk.
+Names may hold any character but NUL; on disk they are percent-encoded.
 """
 
 from __future__ import annotations

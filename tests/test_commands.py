@@ -28,7 +28,6 @@ from cleanroom.exceptions import CommandError, CommandTimeoutError, PolicyError
 from cleanroom.kinds.commands import (
     CommandKind,
     Template,
-    family,
     load_project_kinds,
     parse_json,
     parse_lines,
@@ -137,7 +136,7 @@ class TestTemplate:
         """``--all`` would be read as an option by the program: refused."""
         kind = slowvm.kind()
         with scope() as s, pytest.raises(PolicyError, match="starts with '-'"):
-            family(s).create(kind, "--all")
+            s.commands.create(kind, "--all")
         assert slowvm.log() == []
 
     def test_bad_values_name_the_valid_choices(self) -> None:
@@ -302,7 +301,7 @@ class TestCreate:
         """A create that finishes is tracked and deleted at the end."""
         kind = slowvm.kind()
         with scope() as s:
-            resource = family(s).create(kind.name, "vm-ok")
+            resource = s.commands.create(kind.name, "vm-ok")
             assert slowvm.names() == ["vm-ok"]
             assert resource.name == "vm-ok"
         assert slowvm.names() == []
@@ -314,11 +313,12 @@ class TestCreate:
         kind = slowvm.kind(grace=10)
         with scope() as s:
             with pytest.raises(CommandTimeoutError):
-                family(s).create(
+                s.commands.create(
                     kind,
                     "vm-late",
-                    slowvm.argv("create", "vm-late", "--delay", "1.5"),
-                    timeout=0.3,
+                    # The worker starts at once; the caller gives up after 2 s.
+                    slowvm.argv("create", "vm-late", "--delay", "3", "--linger", "30"),
+                    timeout=2,
                 )
             assert slowvm.names() == []
         assert ["appeared", "vm-late"] in slowvm.log()
@@ -329,7 +329,7 @@ class TestCreate:
         kind = slowvm.kind(grace=1)
         began = time.monotonic()
         with scope() as s, pytest.raises(CommandTimeoutError):
-            family(s).create(
+            s.commands.create(
                 kind,
                 "vm-never",
                 slowvm.argv("create", "vm-never", "--never"),
@@ -344,7 +344,7 @@ class TestCreate:
         kind = slowvm.kind(grace=0.2)
         with scope() as s:
             with pytest.raises(CommandError, match="no capacity") as info:
-                family(s).create(kind, "vm-x", slowvm.argv("create", "vm-x", "--fail"))
+                s.commands.create(kind, "vm-x", slowvm.argv("create", "vm-x", "--fail"))
             assert info.value.returncode == 1
             assert [r.name for r in s.resources()] == ["vm-x"]
 
@@ -359,7 +359,7 @@ class TestCreate:
         monkeypatch.chdir(tmp_path)
         try:
             with scope() as s:
-                family(s).create(name, "vm-p")
+                s.commands.create(name, "vm-p")
                 assert slowvm.names() == ["vm-p"]
             assert slowvm.names() == []
         finally:
@@ -381,7 +381,7 @@ class TestCreate:
         """acreate creates from async code; cleanup deletes."""
         kind = slowvm.kind()
         async with scope() as s:
-            await family(s).acreate(kind, "vm-async")
+            await s.commands.acreate(kind, "vm-async")
             assert slowvm.names() == ["vm-async"]
         assert slowvm.names() == []
 
@@ -394,7 +394,7 @@ class TestCreate:
         argv = slowvm.argv("create", "vm-c", "--never", "--linger", "60")
         async with scope() as s:
             with anyio.move_on_after(0.5) as cancelled:
-                await family(s).acreate(kind, "vm-c", argv, timeout=60)
+                await s.commands.acreate(kind, "vm-c", argv, timeout=60)
             assert cancelled.cancelled_caught
             assert [r.name for r in s.resources()] == ["vm-c"]
             assert running(str(slowvm.state)) == []
@@ -405,7 +405,7 @@ class TestTmux:
         """tmux sessions stand in for VMs: created, then killed at the end."""
         kind = tmux.kind()
         with scope() as s:
-            family(s).create(kind, "test-vm-1")
+            s.commands.create(kind, "test-vm-1")
             s.track(kind.name, "test-vm-2")
             tmux.new("test-vm-2")
             assert tmux.sessions() == ["test-vm-1", "test-vm-2"]
@@ -416,7 +416,7 @@ class TestTmux:
         kind = tmux.kind()
         name = f"x;rm -rf {canary};echo $(id) 'q\""
         with scope() as s:
-            family(s).create(kind, name)
+            s.commands.create(kind, name)
             assert tmux.sessions() == [name]
         assert tmux.sessions() == []
         assert (canary / "alive").exists()
@@ -496,10 +496,8 @@ class TestPrefixSweep:
 
 
 FAILING_TEST = """
-from cleanroom.kinds.commands import family
-
 def test_vm(cleanroom):
-    family(cleanroom).create("vm", "test-vm-1;echo pwned")
+    cleanroom.commands.create("vm", "test-vm-1;echo pwned")
     assert False, "the test failed"
 """
 
@@ -562,9 +560,8 @@ class TestCli:
         self.project(tmp_path, slowvm)
         body = textwrap.dedent("""
             import cleanroom
-            from cleanroom.kinds.commands import family
             with cleanroom.managed_resources("made") as scope:
-                scope.keep(family(scope).create("vm", "test-vm-kept"), "look at it")
+                scope.keep(scope.commands.create("vm", "test-vm-kept"), "look at it")
         """)
         subprocess.run(
             [sys.executable, "-c", body],
@@ -614,11 +611,10 @@ class TestKilledRunner:
         late = slowvm.argv("create", "vm-late", "--delay", "2", "--linger", "5")
         body = textwrap.dedent(f"""
             import cleanroom
-            from cleanroom.kinds.commands import family
             scope = cleanroom.Scope("runner").__enter__()
-            family(scope).create({kind_name!r}, "vm-made")
+            scope.commands.create({kind_name!r}, "vm-made")
             print("ready", flush=True)
-            family(scope).create({kind_name!r}, "vm-late", {late!r}, timeout=60)
+            scope.commands.create({kind_name!r}, "vm-late", {late!r}, timeout=60)
         """)
         child = subprocess.Popen(
             [sys.executable, "-c", body],

@@ -9,9 +9,12 @@ modules import this as ``vms``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,6 +25,7 @@ from urllib.parse import quote
 
 from cleanroom import register_kind, unregister_kind
 from cleanroom.kinds.commands import CommandKind
+from procs import running
 
 SLOWVM = str(Path(__file__).with_name("slowvm.py"))
 
@@ -86,8 +90,12 @@ class SlowVM:
         return False
 
     def close(self) -> None:
+        """Unregister the kinds; end the slowvm processes still at work."""
         for kind in self.kinds:
             unregister_kind(kind)
+        for pid in running(str(self.state)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 class Tmux:
