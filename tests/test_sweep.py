@@ -5,6 +5,7 @@ kept resources and retention, prefix rules, claims, and the session-start sweep.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -15,7 +16,15 @@ from types import ModuleType
 import attrs
 import pytest
 
-from cleanroom import BaseKind, Resource, register_kind, unregister_kind
+from cleanroom import (
+    BaseKind,
+    Ownership,
+    Resource,
+    Scope,
+    ownership_labels,
+    register_kind,
+    unregister_kind,
+)
 from cleanroom._core._session import (
     Owner,
     current_owner,
@@ -363,6 +372,68 @@ class TestPrefixRules:
             sweep(journal, prefix_rules=[PrefixRule("nosuch", "x")])
         with pytest.raises(ValueError, match="non-empty"):
             PrefixRule("marker", " ")
+
+
+class TestOwnedObjects:
+    """Labelled objects that a backend lists, found even without journal rows."""
+
+    def write(self, place: Place, name: str, labels: dict[str, str] | None) -> None:
+        text = json.dumps(labels) if labels is not None else "not labelled"
+        (place.folder / name).write_text(text, encoding="utf-8")
+
+    def test_dead_sessions_objects_go(
+        self, journal: Journal, place: Place, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A dead owner's labelled object unknown to the journal goes; no other."""
+        monkeypatch.setenv("MARKERKINDS_DIR", str(place.folder))
+        monkeypatch.setenv("MARKERKINDS_LOG", str(place.log))
+        dead = dead_owner("gone-session")
+        now = time.time()
+        self.write(
+            place,
+            "orphan",
+            Ownership(
+                "gone-session", "t", dead.host, dead.pid, dead.start_time, now
+            ).labels(),
+        )
+        with Scope("live") as scope:
+            self.write(place, "mine", ownership_labels(scope))
+        self.write(place, "foreign", None)
+        self.write(
+            place,
+            "elsewhere",
+            Ownership("far-session", "t", "another-host", 1, None, now).labels(),
+        )
+        preview = sweep(journal, dry_run=True, kinds=["marker"])
+        assert [(r.action, r.name) for r in preview.results] == [
+            ("would-remove", "orphan")
+        ]
+        report = sweep(journal, kinds=["marker"])
+        assert [(r.action, r.name) for r in report.results] == [("removed", "orphan")]
+        assert place.names() == ["elsewhere", "foreign", "mine"]
+        assert place.deleted() == ["orphan"]
+
+    def test_journaled_objects_are_the_journals(
+        self, journal: Journal, place: Place, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A labelled object with a journal row is swept by the row, once."""
+        monkeypatch.setenv("MARKERKINDS_DIR", str(place.folder))
+        monkeypatch.setenv("MARKERKINDS_LOG", str(place.log))
+        dead = dead_owner("gone-session")
+        journal.add_owner(dead)
+        place.add(journal, dead, "journaled")
+        self.write(
+            place,
+            "journaled",
+            Ownership(
+                "gone-session", "t", dead.host, dead.pid, dead.start_time, 0
+            ).labels(),
+        )
+        report = sweep(journal, kinds=["marker"])
+        assert [(r.action, r.name, r.row is None) for r in report.results] == [
+            ("removed", "journaled", False)
+        ]
+        assert place.deleted() == ["journaled"]
 
 
 class TestSessionStart:

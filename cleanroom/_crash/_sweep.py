@@ -22,7 +22,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import attrs
 
@@ -39,6 +39,8 @@ from ._journal import (
 )
 
 if TYPE_CHECKING:
+    from cleanroom._core._capabilities import ListsOwned
+    from cleanroom._core._ownership import Ownership
     from cleanroom._core._resource import Kind, Resource
 
 log = logging.getLogger("cleanroom")
@@ -510,6 +512,17 @@ def sweep(
                     progress=progress,
                 )
             )
+    report.results.extend(
+        _sweep_owned(
+            journal,
+            dry_run=dry_run,
+            kinds=kinds,
+            session=session,
+            older_than=older_than,
+            now=now,
+            timeout=timeout,
+        )
+    )
     if prefix_rules:
         report.results.extend(
             _sweep_prefixes(
@@ -555,6 +568,108 @@ def _selector(
     return select
 
 
+def _owned_kinds(kinds: Iterable[str] | None) -> list[ListsOwned]:
+    from cleanroom._core import _discovery
+    from cleanroom._core._capabilities import ListsOwned
+    from cleanroom._core._resource import registered_kinds
+
+    _discovery.load_all()
+    wanted = None if kinds is None else {canonical_kind(kind) for kind in kinds}
+    return [
+        kind
+        for kind in registered_kinds()
+        if isinstance(kind, ListsOwned) and (wanted is None or kind.name in wanted)
+    ]
+
+
+def _sweep_owned(
+    journal: Journal | None,
+    *,
+    dry_run: bool,
+    kinds: Iterable[str] | None,
+    session: str | None,
+    older_than: float | None,
+    now: float,
+    timeout: float | None,
+) -> list[SweepResult]:
+    """
+    Remove what backends hold under cleanroom's labels for a dead session and
+    the journal no longer knows (its rows were lost or pruned). What the journal
+    knows is its to decide; a live owner's, or one whose liveness cannot be
+    told (another host's session without a heartbeat here), is never touched.
+    """
+    listers = _owned_kinds(kinds)
+    if not listers:
+        return []
+    known: set[tuple[str, str]] = set()
+    live: set[str] = set()
+    beating: set[str] = set()
+    if journal is not None:
+        known = {(row.kind, row.name) for row in journal.rows()}
+        for owner in journal.owners():
+            beating.add(owner.session)
+            if owner.alive(now=now):
+                live.add(owner.session)
+    results: list[SweepResult] = []
+    for lister in listers:
+        kind = cast("Kind", lister)
+        try:
+            owned = list(lister.list_owned())
+        except Exception as exc:
+            log.warning("cannot list the %s objects cleanroom owns: %s", kind.name, exc)
+            continue
+        targets = [
+            resource
+            for resource, ownership in owned
+            if (kind.name, resource.name) not in known
+            and (session is None or ownership.session == session)
+            and (older_than is None or ownership.created <= now - older_than)
+            and _dead(ownership, live, beating)
+        ]
+        why = "labelled by a dead session and unknown to the journal"
+        results.extend(_remove(kind, targets, why, dry_run=dry_run, timeout=timeout))
+    return results
+
+
+def _dead(ownership: Ownership, live: set[str], beating: set[str]) -> bool:
+    """Tell whether the owner of a labelled object is surely gone."""
+    if ownership.session in live:
+        return False
+    alive = ownership.alive()
+    if alive is None:
+        # Another host's owner: dead only if the journal hears its heartbeats
+        # and they stopped.
+        return ownership.session in beating
+    return not alive
+
+
+def _remove(
+    kind: Kind,
+    targets: Sequence[Resource],
+    why: str,
+    *,
+    dry_run: bool,
+    timeout: float | None,
+) -> list[SweepResult]:
+    """Delete *targets* of *kind* in threads (or say they would go), with results."""
+    if dry_run:
+        return [_prefix_result("would-remove", kind, r, why) for r in targets]
+    errors = run_threads(
+        [functools.partial(_delete, kind, resource) for resource in targets],
+        16 if kind.concurrent else 1,
+        timeout,
+        [kind.describe(resource) for resource in targets],
+    )
+    return [
+        _prefix_result("removed", kind, resource, why)
+        if error is None
+        else _prefix_result(
+            "failed", kind, resource, f"{type(error).__name__}: {error}"
+        )
+        for resource, error in zip(targets, errors, strict=True)
+    ]
+
+
 def _protected(journal: Journal | None, swept: Sequence[Row]) -> set[tuple[str, str]]:
     """The (kind, name) of every journaled resource a sweep must not touch."""
     if journal is None:
@@ -579,12 +694,11 @@ def _listed(rule: PrefixRule) -> tuple[Kind, list[Resource]]:
     if not isinstance(kind, ListsNames):
         raise TypeError(
             f"the kind {kind.name!r} cannot list its resources; a prefix rule "
-            "needs a kind with list_names(prefix)"
+            "needs a kind with list_names(prefix) (see cleanroom.ListsNames)"
         )
     found = []
-    # Names, as the protocol says; a resource, where a name is not enough.
-    listed: Iterable[object] = kind.list_names(rule.prefix)
-    for item in listed:
+    for item in kind.list_names(rule.prefix):
+        # Names, as the protocol says; resources are taken as they are.
         resource = (
             item
             if isinstance(item, Resource)
@@ -602,13 +716,15 @@ def declared_prefix_rules(kinds: Iterable[str] | None = None) -> list[PrefixRule
 
     .. versionadded:: 0.2.0
     """
+    from cleanroom._core import _discovery
     from cleanroom._core._capabilities import ListsNames
-    from cleanroom._core._resource import get_kind, kind_names
+    from cleanroom._core._resource import registered_kinds
 
+    _discovery.load_all()
     wanted = None if kinds is None else {canonical_kind(kind) for kind in kinds}
     return [
         PrefixRule(kind.name, prefix)
-        for kind in map(get_kind, kind_names())
+        for kind in registered_kinds()
         if isinstance(kind, ListsNames) and (wanted is None or kind.name in wanted)
         for prefix in getattr(kind, "orphan_prefixes", ())
     ]
@@ -642,25 +758,7 @@ def _sweep_prefixes(
             else:
                 targets.append(resource)
         why = f"prefix {rule.prefix!r}"
-        if dry_run:
-            results.extend(
-                _prefix_result("would-remove", kind, r, why) for r in targets
-            )
-            continue
-        errors = run_threads(
-            [functools.partial(_delete, kind, resource) for resource in targets],
-            16 if kind.concurrent else 1,
-            timeout,
-            [kind.describe(resource) for resource in targets],
-        )
-        results.extend(
-            _prefix_result("removed", kind, resource, why)
-            if error is None
-            else _prefix_result(
-                "failed", kind, resource, f"{type(error).__name__}: {error}"
-            )
-            for resource, error in zip(targets, errors, strict=True)
-        )
+        results.extend(_remove(kind, targets, why, dry_run=dry_run, timeout=timeout))
     return results
 
 
