@@ -597,6 +597,66 @@ class TestCli:
         assert swept.returncode == 0, swept.stdout + swept.stderr
         assert slowvm.names() == ["my-test-vm-3", "test-vmx"]
 
+    def test_declared_prefixes_need_no_option(
+        self, slowvm: SlowVM, tmp_path: Path
+    ) -> None:
+        """A kind's ``orphan_prefixes`` are swept by a plain ``cleanroom sweep``."""
+        self.project(tmp_path, slowvm, min_age=0, orphan_prefixes=["test-vm-"])
+        for name in ("test-vm-1", "my-test-vm-2"):
+            slowvm.make(name)
+        dry = self.run(tmp_path, "sweep", "--dry-run", "--json")
+        assert dry.returncode == 0, dry.stderr
+        planned = json.loads(dry.stdout)["results"]
+        assert [(r["name"], r["action"]) for r in planned] == [
+            ("test-vm-1", "would-remove")
+        ]
+        assert slowvm.names() == ["my-test-vm-2", "test-vm-1"]
+        swept = self.run(tmp_path, "sweep", "--json")
+        assert swept.returncode == 0, swept.stderr
+        assert slowvm.names() == ["my-test-vm-2"]
+
+    def test_check_round_trips_a_command_kind(
+        self, slowvm: SlowVM, tmp_path: Path
+    ) -> None:
+        """``cleanroom check`` probes the kind and creates and deletes one VM."""
+        self.project(tmp_path, slowvm)
+        checked = self.run(tmp_path, "check", "--json")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        report = json.loads(checked.stdout)
+        (trip,) = [t for t in report["roundtrips"] if t["name"].startswith("commands")]
+        assert trip["ok"] is True, trip
+        assert trip["detail"].startswith("created and deleted vm 'cleanroom-check-")
+        created = [line[1] for line in slowvm.log("create")]
+        assert len(created) == 1
+        assert created[0].startswith("cleanroom-check-")
+        assert slowvm.names() == []
+
+
+class TestSessionStart:
+    def test_declared_prefixes_are_swept_before_the_tests(
+        self, pytester: pytest.Pytester, slowvm: SlowVM, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A pytest run first deletes ``test-vm-*`` orphans, never ``my-test-vm-*``."""
+        monkeypatch.setenv("CLEANROOM_JOURNAL", str(pytester.path / "journal.sqlite"))
+        monkeypatch.delenv("CLEANROOM_SESSION", raising=False)
+        pytester.makepyprojecttoml(
+            "[tool.cleanroom.commands.vm]\n"
+            + _toml(slowvm.spec(min_age=0, orphan_prefixes=["test-vm-"]))
+        )
+        for name in ("test-vm-old", "my-test-vm-old"):
+            slowvm.make(name)
+        pytester.makepyfile(
+            test_it=f"""
+            import json, pathlib
+
+            def test_orphans_are_gone_already():
+                state = pathlib.Path({str(slowvm.state)!r})
+                found = [json.loads(p.read_text())["name"] for p in state.glob("*.vm")]
+                assert found == ["my-test-vm-old"]
+            """
+        )
+        pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
 
 class TestKilledRunner:
     def test_the_reaper_deletes_after_sigkill(
