@@ -57,6 +57,7 @@ nitpick_ignore = [
     ("py:class", "cleanroom._core._api.T"),
     ("py:class", "cleanroom._core._scope.T"),
     ("py:class", "Category"),
+    ("py:class", "Parser"),  # cleanroom.kinds.commands: "json", "lines" or a function
     ("py:class", "OnError"),
     ("py:class", "OnFailure"),
 ]

@@ -28,10 +28,10 @@ from cleanroom.exceptions import CommandError, CommandTimeoutError, PolicyError
 
 #: What a ``list`` parser returns per thing: its name, or its name and its
 #: creation time (a Unix timestamp; ``None`` when unknown).
-_Listed = str | tuple[str, float | None]
+Listed = str | tuple[str, float | None]
 
 #: A ``list`` parser: ``"json"``, ``"lines"`` or a function of the output.
-_Parser = Literal["json", "lines"] | Callable[[str], Iterable[_Listed]]
+Parser = Literal["json", "lines"] | Callable[[str], Iterable[Listed]]
 
 #: Seconds a timed-out command's process group gets between ``SIGTERM`` and
 #: ``SIGKILL``.
@@ -348,7 +348,7 @@ async def _arun(argv: Sequence[str], *, limit: float | None) -> Completed:
 # -- parsing --------------------------------------------------------------------
 
 
-def parse_lines(output: str) -> list[_Listed]:
+def parse_lines(output: str) -> list[Listed]:
     r"""
     Parse one name per line; a line ``NAME<TAB>SECONDS`` also gives the
     thing's creation time as a Unix timestamp. Blank lines are skipped.
@@ -363,7 +363,7 @@ def parse_lines(output: str) -> list[_Listed]:
 
     .. versionadded:: 0.2.0
     """
-    found: list[_Listed] = []
+    found: list[Listed] = []
     for line in output.splitlines():
         text = line.rstrip("\r")
         if not text.strip():
@@ -376,7 +376,7 @@ def parse_lines(output: str) -> list[_Listed]:
     return found
 
 
-def parse_json(output: str) -> list[_Listed]:
+def parse_json(output: str) -> list[Listed]:
     """
     Parse a JSON list of names, or of objects with a ``"name"`` and an
     optional ``"created"`` (a Unix timestamp or an ISO 8601 date).
@@ -398,7 +398,7 @@ def parse_json(output: str) -> list[_Listed]:
     data = json.loads(output) if output.strip() else []
     if not isinstance(data, list):
         raise TypeError(f"expected a JSON list, not {type(data).__name__}")
-    found: list[_Listed] = []
+    found: list[Listed] = []
     for item in data:
         if isinstance(item, str):
             found.append((item, None))
@@ -428,13 +428,13 @@ def _timestamp(value: object) -> float | None:
         return None
 
 
-_PARSERS: Final[Mapping[str, Callable[[str], Iterable[_Listed]]]] = {
+_PARSERS: Final[Mapping[str, Callable[[str], Iterable[Listed]]]] = {
     "json": parse_json,
     "lines": parse_lines,
 }
 
 
-def _to_parser(value: _Parser) -> Callable[[str], Iterable[_Listed]]:
+def _to_parser(value: Parser) -> Callable[[str], Iterable[Listed]]:
     if callable(value):
         return value
     parser = _PARSERS.get(value)

@@ -68,10 +68,10 @@ from cleanroom.exceptions import (
 from ._commandline import (
     TERM_GRACE,
     Completed,
+    Listed,
+    Parser,
     Template,
     _arun,
-    _Listed,
-    _Parser,
     _to_argv,
     _to_optional_argv,
     _to_parser,
@@ -201,7 +201,7 @@ class CommandKind(BaseKind):
     list_command: tuple[str, ...] | None = attrs.field(
         default=None, kw_only=True, alias="list", converter=_to_optional_argv
     )
-    parser: _Parser = attrs.field(default="lines", kw_only=True)
+    parser: Parser = attrs.field(default="lines", kw_only=True)
     create_command: tuple[str, ...] | None = attrs.field(
         default=None, kw_only=True, alias="create", converter=_to_optional_argv
     )
@@ -226,7 +226,7 @@ class CommandKind(BaseKind):
         default=10.0, kw_only=True, converter=float, validator=_non_negative
     )
     _templates: dict[str, Template] = attrs.field(init=False, factory=dict)
-    _parse: Callable[[str], Iterable[_Listed]] = attrs.field(init=False)
+    _parse: Callable[[str], Iterable[Listed]] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -288,7 +288,7 @@ class CommandKind(BaseKind):
         """Whether the kind has an ``exists`` or ``list`` command."""
         return self.exists_command is not None or self.list_command is not None
 
-    def listed(self, identity: Mapping[str, object] | None = None) -> list[_Listed]:
+    def listed(self, identity: Mapping[str, object] | None = None) -> list[Listed]:
         """
         Run the list command; return the names and creation times it shows.
 
@@ -334,7 +334,7 @@ class CommandKind(BaseKind):
     def delete(self, resource: Resource, *, wait: bool) -> None:
         """
         Delete *resource*, retrying failures with backoff within
-        :attr:`timeout`; succeed when it is already gone.
+        ``timeout``; succeed when it is already gone.
 
         Args:
             resource: What to delete.
@@ -394,7 +394,7 @@ class CommandKind(BaseKind):
             time.sleep(_POLL)
 
     def delete_hint(self, resource: Resource) -> str:
-        """Return the delete command, quoted for a shell (:func:`shlex.join`)."""
+        """Return the delete command, quoted for a shell (``shlex.join``)."""
         try:
             return shlex.join(self.argv("delete", resource))
         except PolicyError as exc:
@@ -409,7 +409,7 @@ class CommandKind(BaseKind):
     def list_names(self, prefix: str) -> list[str]:
         """
         Return the names that start with *prefix* and are older than
-        :attr:`min_age`: what a prefix rule may delete.
+        ``min_age``: what a prefix rule may delete.
 
         Raises:
             PolicyError: When *prefix* is empty, or the kind cannot list.
@@ -479,7 +479,7 @@ class CommandKind(BaseKind):
         return f"created and deleted {self.describe(resource)}"
 
 
-def _name_of(item: _Listed) -> str:
+def _name_of(item: Listed) -> str:
     return item if isinstance(item, str) else item[0]
 
 
