@@ -376,6 +376,27 @@ class TestCreate:
         ):
             load_project_kinds(tmp_path)
 
+    @pytest.mark.parametrize(
+        ("line", "message"),
+        [
+            ('delete = "rm {name}"', "never a shell line"),
+            ('delete = ["true"]\nfields = [5]', "fields"),
+            ('delete = ["rm", "{nam}"]', r"unknown field \{nam\}"),
+            ('delete = ["true"]\ngrace = -1', "grace must be zero or more"),
+        ],
+    )
+    def test_bad_project_values_name_the_table(
+        self, tmp_path: Path, line: str, message: str
+    ) -> None:
+        """A bad value in pyproject.toml names its table and what is wrong."""
+        (tmp_path / "pyproject.toml").write_text(
+            f"[tool.cleanroom.commands.vm]\n{line}\n"
+        )
+        with pytest.raises(
+            PolicyError, match=rf"\[tool.cleanroom.commands.vm\]: .*{message}"
+        ):
+            load_project_kinds(tmp_path)
+
     @pytest.mark.anyio
     async def test_async_create(self, slowvm: SlowVM) -> None:
         """acreate creates from async code; cleanup deletes."""

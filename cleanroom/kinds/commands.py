@@ -120,6 +120,17 @@ def _to_prefixes(value: Iterable[str] | str) -> tuple[str, ...]:
     return prefixes  # type: ignore[return-value]
 
 
+def _to_fields(value: Iterable[str]) -> tuple[str, ...]:
+    fields: tuple[object, ...] = tuple(value)
+    for field in fields:
+        if not isinstance(field, str) or not field.isidentifier() or field == "name":
+            raise PolicyError(
+                f"bad identity field {field!r}: fields are identifiers other "
+                "than 'name'"
+            )
+    return fields  # type: ignore[return-value]
+
+
 def _to_codes(value: Iterable[int]) -> tuple[int, ...]:
     return tuple(int(code) for code in value)
 
@@ -205,7 +216,9 @@ class CommandKind(BaseKind):
     create_command: tuple[str, ...] | None = attrs.field(
         default=None, kw_only=True, alias="create", converter=_to_optional_argv
     )
-    fields: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=tuple)
+    fields: tuple[str, ...] = attrs.field(
+        default=(), kw_only=True, converter=_to_fields
+    )
     orphan_prefixes: tuple[str, ...] = attrs.field(
         default=(), kw_only=True, converter=_to_prefixes
     )
@@ -230,12 +243,6 @@ class CommandKind(BaseKind):
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
-        for field in self.fields:
-            if not field.isidentifier() or field == "name":
-                raise PolicyError(
-                    f"bad identity field {field!r} of the command kind "
-                    f"{self.name!r}: a field is an identifier other than 'name'"
-                )
         if self.retries < 0:
             raise PolicyError(f"retries must be zero or more, not {self.retries!r}")
         named = frozenset({"name", *self.fields})
@@ -671,7 +678,8 @@ def load_project_kinds(start: Path | None = None) -> list[CommandKind]:
             )
         try:
             kind = CommandKind(name, **spec)
-        except (PolicyError, TypeError, ValueError) as exc:
+        except Exception as exc:
+            # Whatever a value of the wrong type makes the kind raise.
             raise PolicyError(f"{where}: {exc}") from exc
         previous = _from_project.get(kind.name)
         register_kind(kind, replace=previous is not None)
