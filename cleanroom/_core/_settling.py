@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from ._capabilities import FreesRuntime
 from ._entries import (
     Entry,
 )
@@ -59,6 +60,18 @@ class Settling(ScopeState):
                     )
                 elif decision is Decision.KEEP_LEVEL:
                     reason = f"level {policy.level.name!r} keeps {entry.kind.name}"
+                    kind = entry.kind
+                    if (
+                        isinstance(kind, FreesRuntime)
+                        and entry.ref is None
+                        and "runtime" in policy.level.categories
+                    ):
+                        entry.freeing = f"{reason}; its runtime was freed"
+                        free = functools.partial(
+                            kind.free_runtime, entry.resource, wait=policy.wait
+                        )
+                        clean.append((entry, free))
+                        continue
             if reason is not None:
                 self._settle(entry, State.KEPT, reason=reason)
                 continue
@@ -116,7 +129,11 @@ class Settling(ScopeState):
         results: Sequence[BaseException | None]
         if kind is OBJECT:
             results = [call_sync(entry, call) for entry, call in clean]
-        elif kind.bulk and len(clean) > 1 and all(e.ref is None for e, _ in clean):
+        elif (
+            kind.bulk
+            and len(clean) > 1
+            and all(e.ref is None and e.freeing is None for e, _ in clean)
+        ):
             resources = [entry.resource for entry, _ in clean]
             box: list[Sequence[BaseException | None]] = []
             error = run_threads(
@@ -150,7 +167,7 @@ class Settling(ScopeState):
         if (
             kind.bulk
             and len(clean) > 1
-            and all(entry.ref is None for entry, _ in clean)
+            and all(entry.ref is None and entry.freeing is None for entry, _ in clean)
         ):
             entries = [entry for entry, _ in clean]
             box: list[Sequence[BaseException | None]] = []
@@ -197,7 +214,9 @@ class Settling(ScopeState):
     ) -> int:
         cleaned = 0
         for (entry, _), error in zip(clean, results, strict=True):
-            if error is None:
+            if error is None and entry.freeing is not None:
+                self._settle(entry, State.KEPT, reason=entry.freeing)
+            elif error is None:
                 cleaned += 1
                 self._settle(entry, State.CLEANED)
             else:
