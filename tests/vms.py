@@ -29,6 +29,33 @@ from procs import running
 
 SLOWVM = str(Path(__file__).with_name("slowvm.py"))
 
+#: The tmux server of the conformance cases: a socket label of its own.
+CONFORMANCE_SOCKET = f"cleanroom-conformance-{os.getuid()}"
+
+
+def conformance_tmux(*args: str) -> list[str]:
+    """A tmux command line on the conformance cases' server."""
+    return ["tmux", "-L", CONFORMANCE_SOCKET, *args]
+
+
+#: The kind of the conformance cases (``tests/cases/commands.py``), registered
+#: at import so that a child process, its reaper and a sweep that import this
+#: module all know it.
+CONFORMANCE = register_kind(
+    CommandKind(
+        "conformance-tmux",
+        create=conformance_tmux("new-session", "-d", "-s", "{name}"),
+        delete=conformance_tmux("kill-session", "-t", "={name}"),
+        exists=conformance_tmux("has-session", "-t", "={name}"),
+        list=conformance_tmux(
+            "list-sessions", "-F", "#{{session_name}}\t#{{session_created}}"
+        ),
+        timeout=10,
+        grace=2,
+    ),
+    replace=True,
+)
+
 
 class SlowVM:
     """A state folder of ``slowvm.py`` and the command kinds that drive it."""
