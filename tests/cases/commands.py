@@ -15,7 +15,7 @@ from cleanroom import Resource, Scope
 from vms import CONFORMANCE, conformance_tmux
 
 
-class TmuxSessions(KindCase):
+class CommandCase(KindCase):
     """The ``conformance-tmux`` command kind of ``tests/vms.py``."""
 
     kind = CONFORMANCE.name
@@ -50,4 +50,4 @@ class TmuxSessions(KindCase):
         )
 
 
-CASES = [TmuxSessions]
+CASES = [CommandCase()]
