@@ -555,6 +555,35 @@ class TestPytest:
         assert slowvm.names() == []
         assert slowvm.log("delete") == [["delete", "test-vm-1;echo pwned"]] * 2
 
+    def test_a_failed_delete_shows_its_stderr_in_the_summary(
+        self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The summary of a run says why a VM could not be deleted."""
+        monkeypatch.setenv("CLEANROOM_JOURNAL", str(pytester.path / "journal.sqlite"))
+        monkeypatch.delenv("CLEANROOM_SESSION", raising=False)
+        script = "import sys; sys.exit('quota service down for ' + sys.argv[1])"
+        pytester.makepyprojecttoml(
+            "[tool.cleanroom.commands.vm]\n"
+            + _toml(
+                {
+                    "create": ["true"],
+                    "delete": [sys.executable, "-c", script, "{name}"],
+                    "retries": 1,
+                }
+            )
+        )
+        pytester.makepyfile(
+            test_it="""
+            def test_vm(cleanroom):
+                cleanroom.commands.create("vm", "test-vm-9")
+            """
+        )
+        result = pytester.runpytest_subprocess()
+        # The cleanup's failure is the test's teardown error.
+        result.assert_outcomes(passed=1, errors=1)
+        why = "exited with 1: quota service down for test-vm-9"
+        result.stdout.fnmatch_lines([f"*failed to clean vm 'test-vm-9'*{why}*"])
+
 
 class TestCli:
     def run(self, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
