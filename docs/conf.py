@@ -42,6 +42,7 @@ nitpick_ignore = [
     ("py:class", "collections.abc.Iterator"),
     ("py:class", "collections.abc.Iterable"),
     ("py:class", "collections.abc.Callable"),
+    ("py:class", "collections.abc.Iterable"),
     ("py:class", "collections.abc.Mapping"),
     ("py:class", "collections.abc.Sequence"),
     ("py:class", "contextlib.AsyncExitStack"),
@@ -56,6 +57,14 @@ nitpick_ignore = [
     ("py:func", "tempfile.mkstemp"),
     ("py:class", "unittest.IsolatedAsyncioTestCase"),
     ("py:class", "unittest.TestCase"),
+    # docker-py's types (cleanroom[docker]).
+    ("py:class", "docker.DockerClient"),
+    ("py:class", "docker.models.containers.Container"),
+    ("py:class", "docker.models.networks.Network"),
+    ("py:class", "docker.models.volumes.Volume"),
+    ("py:class", "Container"),
+    ("py:class", "Network"),
+    ("py:class", "Volume"),
     # Type variables and aliases of the signatures.
     ("py:class", "~P"),
     ("py:class", "cleanroom._core._api.R"),

@@ -198,11 +198,10 @@ class TestCheck:
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout)
         assert report["ok"] is True
-        assert {trip["name"]: trip["ok"] for trip in report["roundtrips"]} == {
-            "files": True,
-            "processes": True,
-            "tasks": True,
-        }
+        trips = {trip["name"]: trip["ok"] for trip in report["roundtrips"]}
+        # A backend takes part where its service answers, and must pass then.
+        assert trips.pop("docker", True) is True
+        assert trips == {"files": True, "processes": True, "tasks": True}
         assert report["journal"]["ok"] is True
         assert str(journal) in report["journal"]["detail"]
         assert report["orphans"] == 0

@@ -6,7 +6,7 @@ public home.
 from __future__ import annotations
 
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
@@ -61,6 +61,16 @@ class BackendUnavailableError(CleanroomError, ConnectionError):
     """
 
 
+class NameConflictError(CleanroomError, RuntimeError):
+    """
+    Raised when a name cleanroom was asked to create is held by something it
+    may not remove: an object of a live session, or one cleanroom did not
+    create. The message names the holder and its owner; nothing is deleted.
+
+    .. versionadded:: 0.2.0
+    """
+
+
 class ScopeStateError(CleanroomError, RuntimeError):
     """
     Raised when a scope is used in a way its state does not allow: a sync
@@ -78,6 +88,23 @@ class CleanupTimeoutError(CleanroomError, TimeoutError):
 
     .. versionadded:: 0.1.0
     """
+
+
+class DeletionBlockedError(CleanroomError, TimeoutError):
+    """
+    Raised (inside a :class:`CleanupError`) when resources still exist when
+    waiting for their deletion ends; the message names each one and what holds
+    it, such as a Kubernetes finalizer.
+
+    Attributes:
+        blocked: The name of each resource still there, with what holds it.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, message: str, blocked: Mapping[str, Sequence[str]]) -> None:
+        super().__init__(message)
+        self.blocked = dict(blocked)
 
 
 class CommandError(CleanroomError, RuntimeError):

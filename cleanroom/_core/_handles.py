@@ -4,6 +4,7 @@ The index of a scope's handles: objects, resources and aliases to entries.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import attrs
@@ -35,7 +36,7 @@ class Handles(ScopeState):
         """
         entry = self._find(handle)
         for key in aliases:
-            self._handles[_alias_key(key)] = entry
+            self._handles[_alias_key(entry, key)] = entry
 
     def resource_of(self, handle: object) -> Resource:
         """
@@ -59,16 +60,12 @@ class Handles(ScopeState):
         entry = self._handles.get(
             handle if isinstance(handle, Resource) else id(handle)
         )
-        if (
-            entry is not None
-            and entry.ref is not None
-            and not isinstance(handle, Resource)
-            and entry.ref() is not handle
-        ):
+        if entry is not None and not _stands_for(entry, handle):
             # An id reused after the object it stood for was collected.
             entry = None
         if entry is None and not isinstance(handle, Resource):
-            entry = self._handles.get(handle)
+            with contextlib.suppress(TypeError):  # unhashable handles
+                entry = self._handles.get(handle)
         if entry is None and isinstance(handle, (str, os.PathLike)):
             # A path is found by its absolute text, so that an equal path or
             # string finds what a kind aliased. abspath, not resolve(): links
@@ -76,11 +73,7 @@ class Handles(ScopeState):
             entry = self._handles.get(os.path.abspath(handle))  # noqa: PTH100
         if entry is None or entry not in (cb for _, cb in self._exit_callbacks):
             raise ScopeStateError(f"{handle!r} is not tracked by {self!r}")
-        if (
-            entry.ref is not None
-            and not isinstance(handle, Resource)
-            and entry.ref() is not handle
-        ):
+        if not _stands_for(entry, handle):
             raise ScopeStateError(f"{handle!r} is not tracked by {self!r}")
         return entry
 
@@ -103,7 +96,23 @@ class Handles(ScopeState):
             del self._handles[key]
 
 
-def _alias_key(handle: object) -> object:
+def _alias_key(entry: Entry, handle: object) -> object:
+    """
+    The key under which *handle* finds *entry*: a path by its absolute text,
+    any other object by its id, held by the entry so that the id stays its.
+    """
     if isinstance(handle, (str, os.PathLike)):
         return os.path.abspath(handle)  # noqa: PTH100
-    return handle
+    entry.held.append(handle)
+    return id(handle)
+
+
+def _stands_for(entry: Entry, handle: object) -> bool:
+    """Tell whether *handle* is the object *entry* holds, or one of its aliases."""
+    if isinstance(handle, (Resource, str, os.PathLike)):
+        return True
+    if entry.ref is not None and entry.ref() is handle:
+        return True
+    if any(held is handle for held in entry.held):
+        return True
+    return entry.ref is None and not entry.held
