@@ -111,11 +111,13 @@ def bench(session: nox.Session) -> None:
         session.skip("bench/run.py does not exist")
     install(session, "bench", package=".[all]")
     session.run("python", str(script), *session.posargs)
-    # The pytest plugin's overhead, the sweep of 1,000 orphans, Docker teardown
-    # and deleting 100 pods (each says it skipped without its service).
+    # The pytest plugin's overhead, the sweep of 1,000 orphans, how fast a
+    # stopped run ends, Docker teardown and deleting 100 pods (each says it
+    # skipped without its service).
     for extra in (
         "bench_plugin.py",
         "bench_sweep.py",
+        "bench_signals.py",
         "bench_docker.py",
         "bench_kubernetes.py",
     ):

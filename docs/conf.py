@@ -47,6 +47,8 @@ nitpick_ignore = [
     ("py:class", "collections.abc.Sequence"),
     ("py:class", "contextlib.AsyncExitStack"),
     ("py:class", "contextlib.ExitStack"),
+    ("py:class", "EllipsisType"),  # timeout=...: "not given"
+    ("py:class", "types.EllipsisType"),
     ("py:class", "os.PathLike"),
     ("py:class", "Path"),
     ("py:class", "pathlib.Path"),

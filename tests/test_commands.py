@@ -606,7 +606,7 @@ class TestCli:
         )
 
     def test_list_and_sweep_a_kept_vm(self, slowvm: SlowVM, tmp_path: Path) -> None:
-        """``cleanroom list`` shows a kept VM and how to delete it; sweep removes it."""
+        """``cleanroom list`` shows a kept VM and how to delete it; --kept sweeps it."""
         self.project(tmp_path, slowvm)
         body = textwrap.dedent("""
             import cleanroom
@@ -631,7 +631,7 @@ class TestCli:
             "look at it",
         )
         assert row["hint"] == shlex.join(slowvm.argv("delete", "test-vm-kept"))
-        swept = self.run(tmp_path, "sweep", "--yes", "--json")
+        swept = self.run(tmp_path, "sweep", "--kept", "--yes", "--json")
         assert swept.returncode == 0, swept.stderr
         assert json.loads(swept.stdout)["removed"] == 1
         assert slowvm.names() == []

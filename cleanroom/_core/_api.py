@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from types import EllipsisType
 from typing import Any, ParamSpec, TypeVar, overload
 
 from . import _context
@@ -75,7 +76,7 @@ def managed_resources(
     force: bool | None = None,
     wait_after: float | None = None,
     wait: bool | None = None,
-    timeout: float | None = None,
+    timeout: float | EllipsisType | None = ...,
     concurrency: int | None = None,
     on_error: OnError | None = None,
 ) -> Scope:
@@ -126,7 +127,7 @@ def with_cleanup(
     force: bool | None = None,
     wait_after: float | None = None,
     wait: bool | None = None,
-    timeout: float | None = None,
+    timeout: float | EllipsisType | None = ...,
     concurrency: int | None = None,
     on_error: OnError | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
@@ -143,7 +144,7 @@ def with_cleanup(
     force: bool | None = None,
     wait_after: float | None = None,
     wait: bool | None = None,
-    timeout: float | None = None,
+    timeout: float | EllipsisType | None = ...,
     concurrency: int | None = None,
     on_error: OnError | None = None,
 ) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:

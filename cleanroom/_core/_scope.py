@@ -13,6 +13,7 @@ from collections.abc import (
     Awaitable,
     Callable,
 )
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, cast, overload
 
 import anyio
@@ -31,7 +32,7 @@ from ._entries import (
 from ._exceptions import ScopeStateError
 from ._families import Families
 from ._handles import Handles
-from ._policy import Level, OnError, OnFailure, Outcome, Policy
+from ._policy import Level, OnError, OnFailure, Outcome, Policy, is_given
 from ._registry import Registry, set_scope_class
 from ._resource import (
     Disposition,
@@ -105,7 +106,9 @@ class Scope(
         force: See :class:`~cleanroom.Policy`.
         wait_after: See :class:`~cleanroom.Policy`.
         wait: See :class:`~cleanroom.Policy`.
-        timeout: See :class:`~cleanroom.Policy`.
+        timeout: See :class:`~cleanroom.Policy`; ``None`` for no limit. When
+            left out, the parent's (or the configured) timeout holds: 30
+            seconds by default.
         concurrency: See :class:`~cleanroom.Policy`.
         on_error: See :class:`~cleanroom.Policy`.
 
@@ -123,7 +126,7 @@ class Scope(
         force: bool | None = None,
         wait_after: float | None = None,
         wait: bool | None = None,
-        timeout: float | None = None,
+        timeout: float | EllipsisType | None = ...,
         concurrency: int | None = None,
         on_error: OnError | None = None,
     ) -> None:
@@ -142,7 +145,7 @@ class Scope(
                 ("concurrency", concurrency),
                 ("on_error", on_error),
             )
-            if value is not None
+            if is_given(key, value)
         }
         if overrides:
             # Check values now, so that bad ones fail where they are written.
@@ -554,7 +557,7 @@ class Scope(
         force: bool | None = None,
         wait_after: float | None = None,
         wait: bool | None = None,
-        timeout: float | None = None,
+        timeout: float | EllipsisType | None = ...,
         concurrency: int | None = None,
         on_error: OnError | None = None,
     ) -> Scope:

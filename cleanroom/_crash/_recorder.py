@@ -18,7 +18,6 @@ import contextlib
 import logging
 import os
 import subprocess
-import sys
 import threading
 import time
 from typing import IO, TYPE_CHECKING, Any
@@ -420,10 +419,10 @@ def _on_interrupt(scope: Scope, kind: Kind | None) -> str:
 
 
 def _kept_until() -> float | None:
-    from ._sweep import retention
+    from ._sweep import Retention
 
     try:
-        seconds = retention()
+        seconds = Retention.resolve().age
     except ValueError as exc:
         log.error("bad retention setting: %s", exc)
         return None
@@ -431,7 +430,9 @@ def _kept_until() -> float | None:
 
 
 def _command() -> str:
-    return " ".join(sys.argv)[:1000]
+    from cleanroom._core._session import command
+
+    return command()
 
 
 def _policy() -> dict[str, Any]:
