@@ -28,6 +28,7 @@ import attrs
 
 from cleanroom._core._running import clean_reserved, run_threads
 from cleanroom._core._session import STALE_AFTER, current_owner, hostname, pid_alive
+from cleanroom.exceptions import BackendUnavailableError
 
 from ._journal import (
     SWEEPABLE_STATES,
@@ -820,6 +821,10 @@ def _sweep_owned(
         kind = cast("Kind", lister)
         try:
             owned = list(lister.list_owned())
+        except BackendUnavailableError as exc:
+            # No engine or cluster here: nothing of it to sweep.
+            log.debug("not listing the %s objects cleanroom owns: %s", kind.name, exc)
+            continue
         except Exception as exc:
             log.warning("cannot list the %s objects cleanroom owns: %s", kind.name, exc)
             continue
