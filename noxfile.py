@@ -113,8 +113,9 @@ def bench(session: nox.Session) -> None:
     session.run("python", str(script), *session.posargs)
     # The pytest plugin's overhead, its start-up cost on a third-party suite
     # (downloads more-itertools' sdist and builds two environments), the sweep
-    # of 1,000 orphans, how fast a stopped run ends, Docker teardown and
-    # deleting 100 pods (each says it skipped without its service).
+    # of 1,000 orphans, how fast a stopped run ends, Docker teardown, deleting
+    # 100 pods (each says it skipped without its service) and the cost of a
+    # leak check per test.
     for extra in (
         "bench_plugin.py",
         "bench_startup.py",
@@ -122,5 +123,6 @@ def bench(session: nox.Session) -> None:
         "bench_signals.py",
         "bench_docker.py",
         "bench_kubernetes.py",
+        "bench_leaks.py",
     ):
         session.run("python", str(ROOT / "bench" / extra))

@@ -44,6 +44,7 @@ from ._core._resource import (
     unregister_kind,
 )
 from ._crash import attach_journal as _attach_journal
+from ._leaks import install as _install_leak_checks
 from ._version import __version__
 from .exceptions import (
     BackendUnavailableError,
@@ -52,7 +53,10 @@ from .exceptions import (
     CleanupError,
     CleanupTimeoutError,
     CleanupWarning,
+    CommandError,
+    CommandTimeoutError,
     DeletionBlockedError,
+    LeakError,
     PolicyError,
     ScopeStateError,
     Terminated,
@@ -65,6 +69,7 @@ if TYPE_CHECKING:
     from ._core._creation import Creation
     from ._core._ownership import Ownership, ownership_labels
     from ._core._scope import Scope
+    from .leaks import no_leaks
 
 __all__ = [
     "ALL",
@@ -78,12 +83,15 @@ __all__ = [
     "CleanupError",
     "CleanupTimeoutError",
     "CleanupWarning",
+    "CommandError",
+    "CommandTimeoutError",
     "Creation",
     "Decision",
     "DeletionBlockedError",
     "Disposition",
     "FreesRuntime",
     "Kind",
+    "LeakError",
     "Level",
     "Listener",
     "ListsNames",
@@ -109,6 +117,7 @@ __all__ = [
     "get_kind",
     "get_level",
     "managed_resources",
+    "no_leaks",
     "ownership_labels",
     "register",
     "register_kind",
@@ -119,19 +128,22 @@ __all__ = [
 
 # Crash safety, one layer up, journals what the core tracks.
 Registry.on_first_resource(_attach_journal)
+# Scopes given check_leaks= get their check from cleanroom.leaks, imported then.
+_install_leak_checks()
 
 # Imported on first use, so that import cleanroom stays quick, and so that the
 # pytest plugin, whose modules pytest compiles afresh on every run where
 # bytecode is not written, loads only what a run that never uses it needs.
 _LAZY = {
-    "Creation": "_creation",
-    "Ownership": "_ownership",
-    "Scope": "_scope",
-    "current_scope": "_api",
-    "managed_resources": "_api",
-    "ownership_labels": "_ownership",
-    "register": "_api",
-    "with_cleanup": "_api",
+    "Creation": "._core._creation",
+    "Ownership": "._core._ownership",
+    "Scope": "._core._scope",
+    "current_scope": "._core._api",
+    "managed_resources": "._core._api",
+    "no_leaks": ".leaks",
+    "ownership_labels": "._core._ownership",
+    "register": "._core._api",
+    "with_cleanup": "._core._api",
 }
 
 
@@ -149,8 +161,10 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from importlib import import_module
 
-    # The module shows its names as cleanroom.X itself, however it is reached.
-    value = getattr(import_module(f"._core.{module}", __name__), name)
+    value = getattr(import_module(module, __name__), name)
+    # The core's modules show their names as cleanroom.X themselves, however
+    # they are reached.
+    _show_public(value)
     globals()[name] = value
     return value
 
@@ -170,4 +184,4 @@ _set_scope_loader(_load_scope)
 for _name in __all__:
     if _name not in _LAZY:
         _show_public(globals()[_name])
-del _name, _attach_journal, _set_scope_loader
+del _name, _attach_journal, _install_leak_checks, _set_scope_loader

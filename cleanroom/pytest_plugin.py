@@ -59,6 +59,8 @@ from ._core._policy import POLICY_FIELDS, Outcome, Policy, is_given, setting_hel
 from ._core._registry import Registry, Report
 from ._core._resource import Disposition, describe
 from ._core._session import new_id
+from ._leaks import _pytest as _leaks_pytest
+from ._leaks._check import from_setting
 from .exceptions import PolicyError, Terminated
 
 if TYPE_CHECKING:
@@ -170,6 +172,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the journal of created resources (sets CLEANROOM_JOURNAL); "
         "'off' turns journaling off",
     )
+    _leaks_pytest.add_options(parser, group)
     parser.addini(
         "cleanroom_journal",
         "cleanroom: the journal of created resources, relative to the ini file",
@@ -260,9 +263,9 @@ def marker_settings(node: pytest.Item | pytest.Collector) -> dict[str, Any]:
             f"unknown @pytest.mark.cleanroom setting{'s' if len(unknown) > 1 else ''} "
             f"{', '.join(map(repr, unknown))}; valid: {', '.join(MARKER_SETTINGS)}"
         )
-    check_leaks = given.pop("check_leaks", None)
-    if check_leaks is not None and not isinstance(check_leaks, bool):
-        raise PolicyError(f"check_leaks must be True or False, not {check_leaks!r}")
+    # Checked, and acted on, by the leak plugin: a test's check spans its
+    # fixtures, not only its scope.
+    from_setting(given.pop("check_leaks", None))
     alias = given.pop("cleanup_level", None)
     if alias is not None:
         level = given.get("level")
@@ -972,14 +975,18 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"cleanroom({settings}): the cleanup policy of the test's cleanroom "
         "scopes; the closest marker wins, setting by setting. cleanup_level is "
-        "another name for level; check_leaks is accepted for the coming leak "
-        "detection and checks nothing yet.",
+        "another name for level; check_leaks=True, 'raise', 'warn', False or a "
+        "dict of cleanroom.no_leaks() settings checks the test, from its setup "
+        "to its teardown, for what it left behind.",
     )
     plugin = _Plugin(config)
     plugin.configure()
     config.stash[_PLUGIN] = plugin
     _active.append(plugin)
     config.pluginmanager.register(plugin, "cleanroom-run")
+    config.pluginmanager.register(
+        _leaks_pytest.LeakPlugin(config), "cleanroom-leak-checks"
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

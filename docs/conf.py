@@ -54,6 +54,7 @@ nitpick_ignore = [
     ("py:class", "pathlib.Path"),
     ("py:class", "subprocess.Popen"),
     ("py:func", "fnmatch.fnmatchcase"),
+    ("py:mod", "tracemalloc"),
     ("py:class", "tempfile.TemporaryDirectory"),
     ("py:func", "tempfile.mkdtemp"),
     ("py:func", "tempfile.mkstemp"),
@@ -74,8 +75,11 @@ nitpick_ignore = [
     ("py:class", "cleanroom._core._scope.T"),
     ("py:class", "Category"),
     ("py:class", "LabelStyle"),
+    ("py:class", "Parser"),  # cleanroom.kinds.commands: "json", "lines" or a function
     ("py:class", "OnError"),
     ("py:class", "OnFailure"),
+    ("py:class", "OnLeak"),
+    ("py:class", "CheckLeaks"),
 ]
 
 

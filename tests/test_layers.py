@@ -28,6 +28,7 @@ RANKS = {
     "cleanroom._pytest_loops": 3,
     "cleanroom.unittest": 3,
     "cleanroom.leaks": 3,
+    "cleanroom._leaks": 3,
     "cleanroom.__main__": 3,
     "cleanroom": 4,
 }

@@ -540,7 +540,7 @@ class TestMarker:
         pytester.runpytest().assert_outcomes(passed=1)
 
     def test_check_leaks_is_accepted(self, pytester: pytest.Pytester) -> None:
-        """check_leaks=True is accepted (leak detection is not active yet)."""
+        """check_leaks=True passes a test that leaves nothing behind."""
         pytester.makepyfile(
             """
             import pytest
@@ -565,7 +565,7 @@ class TestMarker:
                 "*unknown @pytest.mark.cleanroom setting 'lvl'; valid: level*",
             ),
             ('"pods"', "*keyword arguments only*"),
-            ('check_leaks="yes"', "*check_leaks must be True or False*"),
+            ('check_leaks="yes"', "*check_leaks must be True, False, 'raise'*"),
             ("wait_after=-1", "*wait_after must be zero or more seconds*"),
         ],
     )

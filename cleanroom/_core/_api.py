@@ -11,6 +11,7 @@ from types import EllipsisType
 from typing import Any, ParamSpec, TypeVar, overload
 
 from . import _context
+from ._context import CheckLeaks
 from ._exceptions import PolicyError
 from ._policy import Level, OnError, OnFailure, given_settings
 from ._registry import Registry
@@ -79,13 +80,15 @@ def managed_resources(
     timeout: float | EllipsisType | None = ...,
     concurrency: int | None = None,
     on_error: OnError | None = None,
+    check_leaks: CheckLeaks = None,
 ) -> Scope:
     """
     Return a new scope for ``with`` or ``async with``.
 
     It inherits the policy of the scope that is current when it is created
     (the test's, under pytest), with the given settings changed. *cleanup_level*
-    is another name for *level*.
+    is another name for *level*. *check_leaks* runs a leak check around the
+    scope (see :class:`Scope`).
 
     Example::
 
@@ -99,7 +102,9 @@ def managed_resources(
     """
     settings = given_settings(locals())
     settings["level"] = _level_setting(level, cleanup_level)
-    return Scope(name, parent=_context.current.get(), **settings)
+    return Scope(
+        name, parent=_context.current.get(), check_leaks=check_leaks, **settings
+    )
 
 
 @overload
@@ -121,6 +126,7 @@ def with_cleanup(
     timeout: float | EllipsisType | None = ...,
     concurrency: int | None = None,
     on_error: OnError | None = None,
+    check_leaks: CheckLeaks = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
@@ -138,6 +144,7 @@ def with_cleanup(
     timeout: float | EllipsisType | None = ...,
     concurrency: int | None = None,
     on_error: OnError | None = None,
+    check_leaks: CheckLeaks = None,
 ) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
     """
     Run the decorated function inside a new scope that closes when it returns
@@ -148,15 +155,17 @@ def with_cleanup(
     functions and methods, unittest test methods included. The function reaches
     its scope through :func:`current_scope`, or through a parameter named
     ``scope`` or ``cleanroom``, which the decorator fills (and hides from
-    callers and from pytest's fixture lookup).
+    callers and from pytest's fixture lookup). ``check_leaks`` checks each
+    call for leaks (see :class:`Scope`), after its scope closed.
 
     Raises:
         PolicyError: At decoration time, on a bad setting.
 
     .. versionadded:: 0.1.0
     """
-    settings = given_settings(locals())
+    settings: dict[str, Any] = given_settings(locals())
     settings["level"] = _level_setting(level, cleanup_level)
+    settings["check_leaks"] = check_leaks
     Scope(**settings)  # check the settings where they are written
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:

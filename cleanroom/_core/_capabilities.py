@@ -53,7 +53,13 @@ class ListsOwned(Protocol):
     """
 
     def list_owned(self) -> Iterable[Owned]:
-        """Return every object of this kind that carries cleanroom's labels."""
+        """
+        Return every object of this kind that carries cleanroom's labels.
+
+        Raises:
+            BackendUnavailableError: When the backend cannot be reached; the
+                sweep then passes this kind by without a warning.
+        """
 
 
 @runtime_checkable

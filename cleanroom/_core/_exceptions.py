@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
+    from cleanroom._leaks._records import Leak
+
     from ._resource import Resource
 
 
@@ -107,6 +109,61 @@ class DeletionBlockedError(CleanroomError, TimeoutError):
         self.blocked = dict(blocked)
 
 
+class CommandError(CleanroomError, RuntimeError):
+    """
+    Raised when a command of a command kind cannot run or fails: a create, a
+    delete that failed on every attempt, an ``exists`` or ``list`` command.
+
+    The message holds the command, quoted for a shell, its exit status and
+    the end of its standard error.
+
+    Attributes:
+        argv: The command that failed.
+        returncode: Its exit status, or ``None`` when it did not finish.
+        stderr: Its standard error.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        argv: Sequence[str] = (),
+        returncode: int | None = None,
+        stderr: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.argv = tuple(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild,
+            (type(self), str(self), self.argv, self.returncode, self.stderr),
+        )
+
+
+class CommandTimeoutError(CommandError, TimeoutError):
+    """
+    Raised when a command of a command kind outlived its timeout; its process
+    group was ended.
+
+    .. versionadded:: 0.2.0
+    """
+
+
+def _rebuild(
+    cls: type[CommandError],
+    message: str,
+    argv: Sequence[str],
+    returncode: int | None,
+    stderr: str,
+) -> CommandError:
+    return cls(message, argv=argv, returncode=returncode, stderr=stderr)
+
+
 class CleanupError(ExceptionGroup[Exception]):
     """
     Raised when cleaning one or more tracked resources failed.
@@ -152,6 +209,30 @@ class CleanupError(ExceptionGroup[Exception]):
         return (type(self), (self.message, list(self.exceptions), self.resources))
 
 
+class LeakError(CleanroomError, AssertionError):
+    """
+    Raised when a leak check finds what the checked code left behind after
+    the grace period: threads still running, tasks still pending, file
+    descriptors still open, child processes still running or never waited
+    for, cleaned objects still alive, or memory grown past its limit.
+
+    It is an :exc:`AssertionError`, so test runners report a failed check.
+    The message lists each leak and where it came from; :attr:`leaks` holds
+    them as :class:`~cleanroom.leaks.Leak` records.
+
+    .. versionadded:: 0.2.0
+    """
+
+    leaks: tuple[Leak, ...]
+
+    def __init__(self, message: str, leaks: Sequence[Leak] = ()) -> None:
+        super().__init__(message)
+        self.leaks = tuple(leaks)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.leaks))
+
+
 class Terminated(KeyboardInterrupt, SystemExit):
     """
     Raised in the main thread when the process receives SIGTERM, so that
@@ -194,4 +275,14 @@ class CleanupWarning(CleanroomWarning):
     ``on_error`` is ``"warn"``.
 
     .. versionadded:: 0.1.0
+    """
+
+
+class LeakWarning(CleanroomWarning):
+    """
+    Emitted instead of raising :class:`LeakError` when a leak check's
+    ``on_leak`` is ``"warn"``, and once per process for each check that
+    cannot run here (its message says what to install).
+
+    .. versionadded:: 0.2.0
     """

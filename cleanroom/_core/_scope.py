@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, cast, overload
 import anyio
 
 from . import _context, _signals
+from ._context import CheckLeaks
 from ._creating import Creating
 from ._entries import (
     Callback,
@@ -110,8 +111,15 @@ class Scope(
             seconds by default.
         concurrency: See :class:`~cleanroom.Policy`.
         on_error: See :class:`~cleanroom.Policy`.
+        check_leaks: Check what the scope's body left behind once the scope
+            closed (:func:`~cleanroom.no_leaks`): ``True`` or ``"raise"``
+            raises :class:`~cleanroom.LeakError`, ``"warn"`` warns,
+            ``False``, ``"off"`` or ``None`` (the default) checks nothing; a
+            dict of :func:`~cleanroom.no_leaks` settings chooses what is
+            checked. Only a scope used with ``with`` or ``async with`` checks.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 *check_leaks*.
     """
 
     def __init__(
@@ -128,6 +136,7 @@ class Scope(
         timeout: float | EllipsisType | None = ...,
         concurrency: int | None = None,
         on_error: OnError | None = None,
+        check_leaks: CheckLeaks = None,
     ) -> None:
         overrides = given_settings(locals())
         self._exit_callbacks: deque[tuple[bool, Any]] = deque()
@@ -149,6 +158,9 @@ class Scope(
         self._tokens: list[Any] = []
         self._registry: Registry | None = None
         self._families: dict[str, object] = {}
+        self._leak_check: _context.LeakCheck | None = None
+        if check_leaks is not None and check_leaks is not False:
+            self._leak_check = _leak_check(check_leaks)
         if parent is None and not _signals.decided:
             # A root scope may soon hold cleanups: make SIGTERM unwind to them.
             _signals.install_lazily()
@@ -268,10 +280,18 @@ class Scope(
 
     def __enter__(self) -> Self:
         self._tokens.append(_context.current.set(self))
+        check = self._leak_check
+        if check is not None and not check.running:
+            check.name = f"scope {self.name!r}"
+            check.start()
         return self
 
     async def __aenter__(self) -> Self:
         self._tokens.append(_context.current.set(self))
+        check = self._leak_check
+        if check is not None and not check.running:
+            check.name = f"scope {self.name!r}"
+            await check.astart()
         return self
 
     def _reset_current(self) -> None:
@@ -289,6 +309,9 @@ class Scope(
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
+        check = self._leak_check
+        if check is not None and check.running:
+            return self._exit_checked(check, (exc_type, exc, tb))
         self._reset_current()
         if self._has_async and any(not is_sync for is_sync, _ in self._exit_callbacks):
             library = _context.running_async_library()
@@ -309,9 +332,44 @@ class Scope(
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
+        check = self._leak_check
+        if check is not None and check.running:
+            return await self._aexit_checked(check, (exc_type, exc, tb))
         self._reset_current()
         with _signals.cleaning:
             return await self._unwind_async((exc_type, exc, tb))
+
+    def _exit_checked(self, check: _context.LeakCheck, exc_details: ExcDetails) -> bool:
+        """Close the scope, then check what it and its body left behind."""
+        self._leak_check = None
+        try:
+            suppressed = self.__exit__(*exc_details)
+        except BaseException as error:
+            check.stop()
+            check.conclude(error)
+            raise
+        finally:
+            self._leak_check = check
+        check.stop()
+        check.conclude(None if suppressed else exc_details[1])
+        return suppressed
+
+    async def _aexit_checked(
+        self, check: _context.LeakCheck, exc_details: ExcDetails
+    ) -> bool:
+        """As :meth:`_exit_checked`, waiting for stragglers with the loop running."""
+        self._leak_check = None
+        try:
+            suppressed = await self.__aexit__(*exc_details)
+        except BaseException as error:
+            await check.astop()
+            check.conclude(error)
+            raise
+        finally:
+            self._leak_check = check
+        await check.astop()
+        check.conclude(None if suppressed else exc_details[1])
+        return suppressed
 
     def close(self) -> None:
         """Run every cleanup now, as if the ``with`` block ended without error."""
@@ -582,6 +640,15 @@ class Scope(
 
 
 set_scope_class(Scope)
+
+
+def _leak_check(setting: object) -> _context.LeakCheck | None:
+    factory = _context.leak_checks
+    if factory is None:
+        raise ScopeStateError(
+            "check_leaks needs cleanroom.leaks, which is not imported"
+        )
+    return factory(setting)
 
 
 def _cleanup_of(

@@ -22,6 +22,7 @@ import threading
 import time
 from typing import IO, TYPE_CHECKING, Any
 
+from cleanroom._core._policy import PYPROJECT_ENV, find_pyproject
 from cleanroom._core._session import TOKEN_ENV, Owner, current_owner
 
 from . import _reaper
@@ -81,6 +82,11 @@ def start_reaper(journal: Path, owner: Owner) -> ReaperProcess:
     # The owner may run under a popen() token itself; its reaper must not be
     # taken for one of the owner's children.
     env.pop(TOKEN_ENV, None)
+    # The reaper runs in "/": tell it which project's settings (custom levels,
+    # declared command kinds) its owner uses.
+    project = find_pyproject()
+    if project is not None:
+        env[PYPROJECT_ENV] = str(project)
     log_file = env.get(_reaper.REAPER_LOG_ENV, "").strip()
     stderr: Any = subprocess.DEVNULL
     if log_file:
@@ -463,6 +469,16 @@ def recorder() -> Recorder | None:
                 path = None
             _recorder = Recorder(path) if path is not None else None
             _resolved = True
+    return _recorder
+
+
+def existing() -> Recorder | None:
+    """
+    Return the process's recorder if one was made, without making one (leak
+    checks ask it which processes and files are cleanroom's own).
+
+    .. versionadded:: 0.2.0
+    """
     return _recorder
 
 

@@ -28,6 +28,7 @@ import attrs
 
 from cleanroom._core._running import clean_reserved, run_threads
 from cleanroom._core._session import STALE_AFTER, current_owner, hostname, pid_alive
+from cleanroom.exceptions import BackendUnavailableError
 
 from ._journal import (
     SWEEPABLE_STATES,
@@ -820,6 +821,10 @@ def _sweep_owned(
         kind = cast("Kind", lister)
         try:
             owned = list(lister.list_owned())
+        except BackendUnavailableError as exc:
+            # No engine or cluster here: nothing of it to sweep.
+            log.debug("not listing the %s objects cleanroom owns: %s", kind.name, exc)
+            continue
         except Exception as exc:
             log.warning("cannot list the %s objects cleanroom owns: %s", kind.name, exc)
             continue
@@ -914,6 +919,27 @@ def _listed(rule: PrefixRule) -> tuple[Kind, list[Resource]]:
     return kind, found
 
 
+def declared_prefix_rules(kinds: Iterable[str] | None = None) -> list[PrefixRule]:
+    """
+    Return the prefix rules that kinds opted into: the ``orphan_prefixes`` of
+    every installed kind that lists names (or only of *kinds*).
+
+    .. versionadded:: 0.2.0
+    """
+    from cleanroom._core import _discovery
+    from cleanroom._core._capabilities import ListsNames
+    from cleanroom._core._resource import registered_kinds
+
+    _discovery.load_all()
+    wanted = None if kinds is None else {canonical_kind(kind) for kind in kinds}
+    return [
+        PrefixRule(kind.name, prefix)
+        for kind in registered_kinds()
+        if isinstance(kind, ListsNames) and (wanted is None or kind.name in wanted)
+        for prefix in getattr(kind, "orphan_prefixes", ())
+    ]
+
+
 def _sweep_prefixes(
     journal: Journal | None,
     rules: Sequence[PrefixRule],
@@ -962,7 +988,8 @@ def session_start_sweep(
     current_session: str | None = None, retention: Retention | None = None
 ) -> SweepReport | None:
     """
-    Sweep the journal once at the start of a test session; never raises.
+    Sweep the journal once at the start of a test session, then the prefix
+    rules that kinds opted into (:func:`declared_prefix_rules`); never raises.
 
     The pytest plugin calls this in the controller process (not in xdist
     workers) unless ``--cleanroom-no-sweep`` is given. Failures are logged.
@@ -982,11 +1009,20 @@ def session_start_sweep(
     try:
         path = journal_path()
         with open_existing(path) as journal:
-            if journal is None:
+            rules = declared_prefix_rules()
+            if journal is None and not rules:
                 return None
             report = sweep(
                 journal, current_session=current_session, retention=retention
             )
+            if rules:
+                # Apart, so that a kind that cannot list now hides nothing above.
+                try:
+                    found = sweep(journal, kinds=(), prefix_rules=rules)
+                except Exception as exc:
+                    log.warning("the cleanroom prefix rules failed: %s", exc)
+                else:
+                    report.results.extend(found.results)
     except (Exception, JournalUnavailable) as exc:
         log.warning("the cleanroom session-start sweep failed: %s", exc)
         return None
