@@ -791,38 +791,14 @@ def _terminate_workers() -> None:
                 os.kill(int(entry.name), signal.SIGTERM)
 
 
-def _journal_exists() -> bool:
-    from ._crash._location import journal_path
-
-    try:
-        path = journal_path()
-    except Exception:  # a sweep must never stop a run
-        return False
-    return path is not None and path.exists()
-
-
-def _retention_given(config: pytest.Config) -> bool:
-    return any(
-        config.getoption(f"cleanroom_retention_{name}") is not None
-        or str(config.getini(f"cleanroom_retention_{name}")).strip()
-        for name in ("count", "age")
-    )
-
-
 def _sweep_at_start(config: pytest.Config) -> list[dict[str, Any]]:
     """
-    Remove what ended sessions left: orphans, and kept resources past their
-    retention; return what was removed, for the summary.
-
-    Without a journal there is nothing to sweep: the sweep's machinery and
-    sqlite stay unloaded, unless retention options need checking.
+    Remove what ended sessions left: orphans, kept resources past their
+    retention, and names that kinds' declared prefix rules match; return what
+    was removed, for the summary.
     """
-    exists = _journal_exists()
-    if not exists and not _retention_given(config):
-        return []
+    # The prefix rules need no journal, so the sweep runs even without one.
     retention = _retention(config)
-    if not exists:
-        return []
     try:
         from ._crash import _sweep
 
