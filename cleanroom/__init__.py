@@ -15,6 +15,7 @@ from ._core._api import current_scope, managed_resources, register, with_cleanup
 from ._core._capabilities import (
     Adopts,
     FreesRuntime,
+    KnowsSessions,
     ListsNames,
     ListsOwned,
     Owned,
@@ -87,6 +88,7 @@ __all__ = [
     "Disposition",
     "FreesRuntime",
     "Kind",
+    "KnowsSessions",
     "LeakError",
     "Level",
     "Listener",

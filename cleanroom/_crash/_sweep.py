@@ -40,7 +40,7 @@ from ._journal import (
 )
 
 if TYPE_CHECKING:
-    from cleanroom._core._capabilities import ListsOwned
+    from cleanroom._core._capabilities import KnowsSessions, ListsOwned
     from cleanroom._core._ownership import Ownership
     from cleanroom._core._resource import Kind, Resource
 
@@ -816,6 +816,7 @@ def _sweep_owned(
             beating.add(owner.session)
             if owner.alive(now=now):
                 live.add(owner.session)
+    knowers = _session_knowers()
     results: list[SweepResult] = []
     for lister in listers:
         kind = cast("Kind", lister)
@@ -834,23 +835,48 @@ def _sweep_owned(
             if (kind.name, resource.name) not in known
             and (session is None or ownership.session == session)
             and (older_than is None or ownership.created <= now - older_than)
-            and _dead(ownership, live, beating)
+            and _dead(ownership, live, beating, knowers)
         ]
         why = "labelled by a dead session and unknown to the journal"
         results.extend(_remove(kind, targets, why, dry_run=dry_run, timeout=timeout))
     return results
 
 
-def _dead(ownership: Ownership, live: set[str], beating: set[str]) -> bool:
+def _session_knowers() -> list[KnowsSessions]:
+    from cleanroom._core._capabilities import KnowsSessions
+    from cleanroom._core._resource import registered_kinds
+
+    found: dict[type, KnowsSessions] = {}
+    for kind in registered_kinds():
+        if isinstance(kind, KnowsSessions):
+            # One question per backend: kinds of one class share the record.
+            found.setdefault(type(kind), kind)
+    return list(found.values())
+
+
+def _dead(
+    ownership: Ownership,
+    live: set[str],
+    beating: set[str],
+    knowers: Sequence[KnowsSessions] = (),
+) -> bool:
     """Tell whether the owner of a labelled object is surely gone."""
     if ownership.session in live:
         return False
     alive = ownership.alive()
-    if alive is None:
-        # Another host's owner: dead only if the journal hears its heartbeats
-        # and they stopped.
-        return ownership.session in beating
-    return not alive
+    if alive is not None:
+        return not alive
+    # Another host's owner: a backend's record of live sessions (a Lease)
+    # decides, else the journal, if it hears the session's heartbeats.
+    for knower in knowers:
+        try:
+            said = knower.session_alive(ownership.session)
+        except Exception as exc:
+            log.debug("cannot ask whether session %s lives: %s", ownership.session, exc)
+            continue
+        if said is not None:
+            return not said
+    return ownership.session in beating
 
 
 def _remove(
