@@ -613,6 +613,7 @@ def sweep(
     retention: Retention | None = None,
     current_session: str | None = None,
     prefix_rules: Sequence[PrefixRule] = (),
+    owned: bool = True,
     progress: Progress | None = None,
     timeout: float | None = 30.0,
 ) -> SweepReport:
@@ -635,6 +636,8 @@ def sweep(
         current_session: The session of the run that sweeps, which counts
             as the newest session for *retention*.
         prefix_rules: Opt-in rules for resources created outside cleanroom.
+        owned: Also remove the objects that backends list under a dead
+            session's ownership labels and the journal does not know.
         progress: Called with (done, total) as removals finish.
         timeout: Seconds one deletion may take.
 
@@ -695,17 +698,18 @@ def sweep(
                     progress=progress,
                 )
             )
-    report.results.extend(
-        _sweep_owned(
-            journal,
-            dry_run=dry_run,
-            kinds=kinds,
-            session=session,
-            older_than=older_than,
-            now=now,
-            timeout=timeout,
+    if owned:
+        report.results.extend(
+            _sweep_owned(
+                journal,
+                dry_run=dry_run,
+                kinds=kinds,
+                session=session,
+                older_than=older_than,
+                now=now,
+                timeout=timeout,
+            )
         )
-    )
     if prefix_rules:
         report.results.extend(
             _sweep_prefixes(
