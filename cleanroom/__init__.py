@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ._core._capabilities import (
     Adopts,
     FreesRuntime,
+    KnowsSessions,
     ListsNames,
     ListsOwned,
     Owned,
@@ -91,6 +92,7 @@ __all__ = [
     "Disposition",
     "FreesRuntime",
     "Kind",
+    "KnowsSessions",
     "LeakError",
     "Level",
     "Listener",

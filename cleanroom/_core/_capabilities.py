@@ -63,6 +63,23 @@ class ListsOwned(Protocol):
 
 
 @runtime_checkable
+class KnowsSessions(Protocol):
+    """
+    A kind whose backend records which sessions are alive (a Kubernetes Lease
+    per session), so that runners on different hosts sharing it tell a dead
+    session's objects from a live one's.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def session_alive(self, session: str) -> bool | None:
+        """
+        Tell whether *session* is alive: ``True`` or ``False`` by the backend's
+        record, ``None`` when the backend has none for it (or cannot be asked).
+        """
+
+
+@runtime_checkable
 class Probes(Protocol):
     """
     A kind whose backend may be unreachable: ``cleanroom check`` asks it.

@@ -40,7 +40,7 @@ from ._journal import (
 from ._location import journal_path
 
 if TYPE_CHECKING:
-    from cleanroom._core._capabilities import ListsOwned
+    from cleanroom._core._capabilities import KnowsSessions, ListsOwned
     from cleanroom._core._ownership import Ownership
     from cleanroom._core._resource import Kind, Resource
 
@@ -613,6 +613,7 @@ def sweep(
     retention: Retention | None = None,
     current_session: str | None = None,
     prefix_rules: Sequence[PrefixRule] = (),
+    owned: bool = True,
     progress: Progress | None = None,
     timeout: float | None = 30.0,
 ) -> SweepReport:
@@ -635,6 +636,8 @@ def sweep(
         current_session: The session of the run that sweeps, which counts
             as the newest session for *retention*.
         prefix_rules: Opt-in rules for resources created outside cleanroom.
+        owned: Also remove the objects that backends list under a dead
+            session's ownership labels and the journal does not know.
         progress: Called with (done, total) as removals finish.
         timeout: Seconds one deletion may take.
 
@@ -695,17 +698,18 @@ def sweep(
                     progress=progress,
                 )
             )
-    report.results.extend(
-        _sweep_owned(
-            journal,
-            dry_run=dry_run,
-            kinds=kinds,
-            session=session,
-            older_than=older_than,
-            now=now,
-            timeout=timeout,
+    if owned:
+        report.results.extend(
+            _sweep_owned(
+                journal,
+                dry_run=dry_run,
+                kinds=kinds,
+                session=session,
+                older_than=older_than,
+                now=now,
+                timeout=timeout,
+            )
         )
-    )
     if prefix_rules:
         report.results.extend(
             _sweep_prefixes(
@@ -816,6 +820,7 @@ def _sweep_owned(
             beating.add(owner.session)
             if owner.alive(now=now):
                 live.add(owner.session)
+    knowers = _session_knowers()
     results: list[SweepResult] = []
     for lister in listers:
         kind = cast("Kind", lister)
@@ -834,23 +839,48 @@ def _sweep_owned(
             if (kind.name, resource.name) not in known
             and (session is None or ownership.session == session)
             and (older_than is None or ownership.created <= now - older_than)
-            and _dead(ownership, live, beating)
+            and _dead(ownership, live, beating, knowers)
         ]
         why = "labelled by a dead session and unknown to the journal"
         results.extend(_remove(kind, targets, why, dry_run=dry_run, timeout=timeout))
     return results
 
 
-def _dead(ownership: Ownership, live: set[str], beating: set[str]) -> bool:
+def _session_knowers() -> list[KnowsSessions]:
+    from cleanroom._core._capabilities import KnowsSessions
+    from cleanroom._core._resource import registered_kinds
+
+    found: dict[type, KnowsSessions] = {}
+    for kind in registered_kinds():
+        if isinstance(kind, KnowsSessions):
+            # One question per backend: kinds of one class share the record.
+            found.setdefault(type(kind), kind)
+    return list(found.values())
+
+
+def _dead(
+    ownership: Ownership,
+    live: set[str],
+    beating: set[str],
+    knowers: Sequence[KnowsSessions] = (),
+) -> bool:
     """Tell whether the owner of a labelled object is surely gone."""
     if ownership.session in live:
         return False
     alive = ownership.alive()
-    if alive is None:
-        # Another host's owner: dead only if the journal hears its heartbeats
-        # and they stopped.
-        return ownership.session in beating
-    return not alive
+    if alive is not None:
+        return not alive
+    # Another host's owner: a backend's record of live sessions (a Lease)
+    # decides, else the journal, if it hears the session's heartbeats.
+    for knower in knowers:
+        try:
+            said = knower.session_alive(ownership.session)
+        except Exception as exc:
+            log.debug("cannot ask whether session %s lives: %s", ownership.session, exc)
+            continue
+        if said is not None:
+            return not said
+    return ownership.session in beating
 
 
 def _remove(
