@@ -59,8 +59,8 @@ from ._core._policy import POLICY_FIELDS, Outcome, Policy, is_given, setting_hel
 from ._core._registry import Registry, Report
 from ._core._resource import Disposition, describe
 from ._core._session import new_id
+from ._leaks import _from_setting as from_setting
 from ._leaks import _pytest as _leaks_pytest
-from ._leaks._check import from_setting
 from .exceptions import PolicyError, Terminated
 
 if TYPE_CHECKING:

@@ -857,6 +857,15 @@ class Journal:
 
         return self._run(work)
 
+    def kinds(self) -> list[str]:
+        """Return the kinds of every row the journal holds, settled or not."""
+        found = self._run(
+            lambda conn: conn.execute("SELECT DISTINCT kind FROM resources").fetchall(),
+            write=False,
+            single=True,
+        )
+        return sorted(kind for (kind,) in found)
+
     def modules(self) -> list[str]:
         """Return the modules that register the kinds of unsettled rows."""
         found = self._run(

@@ -21,7 +21,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import attrs
@@ -613,7 +613,7 @@ def sweep(
     retention: Retention | None = None,
     current_session: str | None = None,
     prefix_rules: Sequence[PrefixRule] = (),
-    owned: bool = True,
+    owned: bool | Collection[str] = True,
     progress: Progress | None = None,
     timeout: float | None = 30.0,
 ) -> SweepReport:
@@ -637,7 +637,8 @@ def sweep(
             as the newest session for *retention*.
         prefix_rules: Opt-in rules for resources created outside cleanroom.
         owned: Also remove the objects that backends list under a dead
-            session's ownership labels and the journal does not know.
+            session's ownership labels and the journal does not know; a
+            collection of kind names asks only those kinds' backends.
         progress: Called with (done, total) as removals finish.
         timeout: Seconds one deletion may take.
 
@@ -699,11 +700,12 @@ def sweep(
                 )
             )
     if owned:
+        asked = kinds if owned is True else [k for k in owned if _wanted_by(k, kinds)]
         report.results.extend(
             _sweep_owned(
                 journal,
                 dry_run=dry_run,
-                kinds=kinds,
+                kinds=asked,
                 session=session,
                 older_than=older_than,
                 now=now,
@@ -778,11 +780,19 @@ def _selector(
     return select
 
 
+def _wanted_by(kind: str, kinds: Iterable[str] | None) -> bool:
+    return kinds is None or canonical_kind(kind) in {canonical_kind(k) for k in kinds}
+
+
 def _owned_kinds(kinds: Iterable[str] | None) -> list[ListsOwned]:
     from cleanroom._core import _discovery
     from cleanroom._core._capabilities import ListsOwned
     from cleanroom._core._resource import registered_kinds
 
+    if kinds is not None:
+        kinds = list(kinds)
+        if not kinds:
+            return []
     _discovery.load_all()
     wanted = None if kinds is None else {canonical_kind(kind) for kind in kinds}
     return [
@@ -1042,8 +1052,14 @@ def session_start_sweep(
             rules = declared_prefix_rules()
             if journal is None and not rules:
                 return None
+            # Backends' labelled objects are asked for only of the kinds this
+            # journal has used: a run that never touched Docker or a cluster
+            # neither imports their clients nor waits for them.
             report = sweep(
-                journal, current_session=current_session, retention=retention
+                journal,
+                current_session=current_session,
+                retention=retention,
+                owned=journal.kinds() if journal is not None else (),
             )
             if rules:
                 # Apart, so that a kind that cannot list now hides nothing above.

@@ -10,6 +10,9 @@ from typing import Any
 
 
 def _from_setting(setting: object) -> Any:
+    """:func:`._check.from_setting`, importing the checks only for a check."""
+    if setting is None or setting is False or setting == "off":
+        return None
     from ._check import from_setting
 
     return from_setting(setting)

@@ -8,19 +8,22 @@ leaks of each test.
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import pytest
 
 from cleanroom._core._exceptions import LeakError, PolicyError
 
-from ._check import LeakCheck, from_setting
+from . import _from_setting as from_setting
+
+if TYPE_CHECKING:
+    from ._check import LeakCheck
 
 #: Values of ``--cleanroom-check-leaks`` and the ``cleanroom_check_leaks`` ini key.
 MODES: Final = ("off", "warn", "raise")
 
-_TEMPLATE: Final = pytest.StashKey[LeakCheck]()
+_TEMPLATE: Final = pytest.StashKey["LeakCheck"]()
 _FAILED: Final = pytest.StashKey[bool]()
 _PROPERTY: Final = "cleanroom_leaks"
 # How many leaks of one test the summary lists.
