@@ -1114,10 +1114,11 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
                     f"sync release() inside a running {library} event loop; use "
                     "'await scope.arelease(handle)' instead"
                 )
-        self._remove(entry)
+        handles = self._remove(entry)
         failures: list[tuple[Resource, BaseException]] = []
         self._kept.pop(id(entry), None)
         self._settle_sync([entry], Outcome.PASSED, failures)
+        del handles
         if failures:
             error = self._report_failures(failures)
             if error is not None:
@@ -1126,17 +1127,22 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
     async def arelease(self, handle: object) -> None:
         """Clean a tracked resource now from async code; see :meth:`release`."""
         entry = self._find(handle)
-        self._remove(entry)
+        handles = self._remove(entry)
         failures: list[tuple[Resource, BaseException]] = []
         self._kept.pop(id(entry), None)
         with anyio.CancelScope(shield=True):
             await shielded(self._settle_async([entry], Outcome.PASSED, failures))
+        del handles
         if failures:
             error = self._report_failures(failures)
             if error is not None:
                 raise error
 
-    def _remove(self, entry: Entry) -> None:
+    def _remove(self, entry: Entry) -> list[object]:
+        """
+        Stop tracking *entry*; return its handles, which a caller that cleans
+        it holds until it is clean (a Popen must not be collected before).
+        """
         for item in self._exit_callbacks:
             if item[1] is entry:
                 self._exit_callbacks.remove(item)
@@ -1145,6 +1151,7 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         stale = [key for key, value in self._handles.items() if value is entry]
         for key in stale:
             del self._handles[key]
+        return stale
 
     def child(
         self,
