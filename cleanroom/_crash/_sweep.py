@@ -39,6 +39,7 @@ from ._journal import (
 )
 
 if TYPE_CHECKING:
+    from cleanroom._core._capabilities import Owned
     from cleanroom._core._resource import Kind, Resource
 
 log = logging.getLogger("cleanroom")
@@ -510,6 +511,17 @@ def sweep(
                     progress=progress,
                 )
             )
+    report.results.extend(
+        _sweep_owned(
+            journal,
+            kinds,
+            session=session,
+            created_before=None if older_than is None else now - older_than,
+            dry_run=dry_run,
+            swept=rows,
+            timeout=timeout,
+        )
+    )
     if prefix_rules:
         report.results.extend(
             _sweep_prefixes(
@@ -580,8 +592,91 @@ def _listed(rule: PrefixRule) -> tuple[Kind, list[Resource]]:
             f"the kind {kind.name!r} cannot list its resources; a prefix rule "
             "needs a kind with list_names(prefix)"
         )
-    found = [r for r in lister(rule.prefix) if r.name.startswith(rule.prefix)]
-    return kind, found
+    from cleanroom._core._resource import Resource
+
+    found = [
+        Resource(kind.name, item) if isinstance(item, str) else item
+        for item in lister(rule.prefix)
+    ]
+    return kind, [r for r in found if r.name.startswith(rule.prefix)]
+
+
+def _owned(kinds: Iterable[str] | None) -> list[tuple[Kind, list[Owned]]]:
+    """The objects that the kinds able to list them (ListsOwned) say are ours."""
+    from cleanroom._core._capabilities import ListsOwned
+    from cleanroom._core._resource import kind_names
+
+    names = kind_names() if kinds is None else kinds
+    resolved = (resolve_kind(name) for name in names)
+    found: list[tuple[Kind, list[Owned]]] = []
+    for kind in {id(k): k for k in resolved if k is not None}.values():
+        if not isinstance(kind, ListsOwned):
+            continue
+        try:
+            found.append((kind, list(kind.list_owned())))
+        except Exception as exc:
+            log.warning("cannot list the objects of kind %r: %s", kind.name, exc)
+    return found
+
+
+def _sweep_owned(
+    journal: Journal | None,
+    kinds: Iterable[str] | None,
+    *,
+    session: str | None,
+    created_before: float | None,
+    dry_run: bool,
+    swept: Sequence[Row],
+    timeout: float | None,
+) -> list[SweepResult]:
+    """
+    Remove what backends list with cleanroom's labels and whose owner is dead,
+    journaled or not: the journal may have lost the row, or never had it.
+    """
+    protected = _protected(journal, swept)
+    seen = {(row.kind, row.name) for row in swept}
+    live: set[str] = set()
+    if journal is not None:
+        now = time.time()
+        live = {o.session for o in journal.owners() if o.alive(now=now)}
+    results: list[SweepResult] = []
+    for kind, owned in _owned(kinds):
+        targets = []
+        for resource, ownership in owned:
+            key = (kind.name, resource.name)
+            if (
+                key in seen
+                or key in protected
+                or ownership.session in live
+                or (session is not None and ownership.session != session)
+                or (created_before is not None and ownership.created > created_before)
+                # Another host's owner: its own host's sweep decides.
+                or ownership.alive() is not False
+            ):
+                continue
+            seen.add(key)
+            targets.append(resource)
+        why = "labelled by a dead session"
+        if dry_run:
+            results.extend(
+                _prefix_result("would-remove", kind, r, why) for r in targets
+            )
+            continue
+        errors = run_threads(
+            [functools.partial(_delete, kind, resource) for resource in targets],
+            16 if kind.concurrent else 1,
+            timeout,
+            [kind.describe(resource) for resource in targets],
+        )
+        results.extend(
+            _prefix_result("removed", kind, resource, why)
+            if error is None
+            else _prefix_result(
+                "failed", kind, resource, f"{type(error).__name__}: {error}"
+            )
+            for resource, error in zip(targets, errors, strict=True)
+        )
+    return results
 
 
 def _sweep_prefixes(
