@@ -1036,31 +1036,27 @@ class Scope(contextlib.ExitStack, contextlib.AsyncExitStack):
         return resource
 
     def _find(self, handle: object) -> Entry:
-        entry = self._handles.get(
-            handle if isinstance(handle, Resource) else id(handle)
-        )
-        if (
-            entry is not None
-            and entry.ref is not None
-            and not isinstance(handle, Resource)
-            and entry.ref() is not handle
-        ):
-            # An id reused after the object it stood for was collected.
-            entry = None
-        if entry is None and not isinstance(handle, Resource):
+        if isinstance(handle, Resource):
             entry = self._handles.get(handle)
-        if entry is None and isinstance(handle, (str, os.PathLike)):
-            # A path is found by its absolute text, so that an equal path or
-            # string finds what a kind aliased. abspath, not resolve(): links
-            # must not be followed.
-            entry = self._handles.get(os.path.abspath(handle))  # noqa: PTH100
+        else:
+            entry = self._handles.get(id(handle))
+            if (
+                entry is not None
+                and entry.ref is not None
+                and entry.ref() is not handle
+            ):
+                # An id reused after the object it stood for was collected.
+                entry = None
+            if entry is None:
+                # An alias a kind made (a Popen, an adopted asyncio.Task).
+                with contextlib.suppress(TypeError):
+                    entry = self._handles.get(handle)
+            if entry is None and isinstance(handle, (str, os.PathLike)):
+                # A path is found by its absolute text, so that an equal path
+                # or string finds what a kind aliased. abspath, not resolve():
+                # links must not be followed.
+                entry = self._handles.get(os.path.abspath(handle))  # noqa: PTH100
         if entry is None or entry not in (cb for _, cb in self._exit_callbacks):
-            raise ScopeStateError(f"{handle!r} is not tracked by {self!r}")
-        if (
-            entry.ref is not None
-            and not isinstance(handle, Resource)
-            and entry.ref() is not handle
-        ):
             raise ScopeStateError(f"{handle!r} is not tracked by {self!r}")
         return entry
 
