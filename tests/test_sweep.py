@@ -5,6 +5,7 @@ kept resources and retention, prefix rules, claims, and the session-start sweep.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -15,7 +16,14 @@ from types import ModuleType
 import attrs
 import pytest
 
-from cleanroom import BaseKind, Resource, register_kind, unregister_kind
+from cleanroom import (
+    BaseKind,
+    Ownership,
+    Resource,
+    Scope,
+    register_kind,
+    unregister_kind,
+)
 from cleanroom._core._session import (
     Owner,
     current_owner,
@@ -398,3 +406,56 @@ class TestSessionStart:
         assert session_start_sweep() == 0
         monkeypatch.setenv("CLEANROOM_JOURNAL", "off")
         assert session_start_sweep() == 0
+
+
+class TestOwnedObjects:
+    """Sweeps through ``ListsOwned``: the example lock kind of the docs."""
+
+    @pytest.fixture
+    def locks(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+        """The example kind's lock folder, this test's own."""
+        import examplekind  # noqa: F401 - registers the kind "lock"
+
+        folder = tmp_path / "locks"
+        folder.mkdir()
+        monkeypatch.setenv("LOCKS_DIR", str(folder))
+        return folder
+
+    @staticmethod
+    def write(folder: Path, name: str, ownership: Ownership) -> Path:
+        path = folder / f"{name}.lock"
+        path.write_text(json.dumps(ownership.labels()), encoding="utf-8")
+        return path
+
+    def test_only_dead_owners_objects_go(self, journal: Journal, locks: Path) -> None:
+        """A dead owner's lock goes; a live one's, another host's, a stranger's stay."""
+        dead = dead_owner()
+        orphan = self.write(
+            locks,
+            "orphan",
+            Ownership(dead.session, "s", dead.host, dead.pid, dead.start_time, 0.0),
+        )
+        elsewhere = self.write(
+            locks,
+            "elsewhere",
+            Ownership("other", "s", "another-host", dead.pid, dead.start_time, 0.0),
+        )
+        stranger = locks / "stranger.lock"
+        stranger.write_text("not json", encoding="utf-8")
+        with Scope("live") as scope:
+            import examplekind
+
+            live = examplekind.acquire(scope, "live")
+            preview = sweep(journal, dry_run=True, kinds=["lock"])
+            assert [(r.action, r.name) for r in preview.results] == [
+                ("would-remove", "orphan")
+            ]
+            assert orphan.exists()
+            report = sweep(journal, kinds=["lock"])
+            assert [(r.action, r.name) for r in report.results] == [
+                ("removed", "orphan")
+            ]
+            assert not orphan.exists()
+            assert live.exists()
+        assert elsewhere.exists()
+        assert stranger.exists()
