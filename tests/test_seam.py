@@ -50,7 +50,7 @@ def tag() -> Iterator[str]:
 class TestCreating:
     def test_registers_on_success(self, tmp_path: Path) -> None:
         """A thing made in the body is tracked, journaled as created, then cleaned."""
-        folder = tmp_path / "made"
+        folder = tmp_path / f"made-{new_id()}"
         with Scope("seam") as scope:
             with scope.creating("tempdir", folder.name, path=str(folder)) as creation:
                 assert journal_rows(folder.name) == ["intent"]
@@ -63,7 +63,7 @@ class TestCreating:
 
     def test_deletes_and_abandons_on_exception(self, tmp_path: Path) -> None:
         """A body that raises: what it made is deleted, and nothing is tracked."""
-        folder = tmp_path / "half-made"
+        folder = tmp_path / f"half-made-{new_id()}"
         with Scope("seam") as scope:
             with (
                 pytest.raises(OSError, match="disk full"),
@@ -94,21 +94,21 @@ class TestCreating:
 
     def test_abandon_drops_the_intent(self, tmp_path: Path) -> None:
         """abandon(): nothing is deleted, tracked or left journaled as intent."""
-        theirs = tmp_path / "theirs"
+        theirs = tmp_path / f"theirs-{new_id()}"
         theirs.mkdir()
         with Scope("seam") as scope:
             with (
                 pytest.raises(FileExistsError),
-                scope.creating("tempdir", "theirs", path=str(theirs)) as made,
+                scope.creating("tempdir", theirs.name, path=str(theirs)) as made,
             ):
                 made.abandon("taken")
                 theirs.mkdir()
-            with scope.creating("tempdir", "theirs", path=str(theirs)) as again:
+            with scope.creating("tempdir", theirs.name, path=str(theirs)) as again:
                 again.abandon("taken")
             assert again.abandoned == "taken"
             assert scope.resources() == []
         assert theirs.is_dir()
-        assert journal_rows("theirs") == ["forgotten", "forgotten"]
+        assert journal_rows(theirs.name) == ["forgotten", "forgotten"]
 
     @pytest.mark.parametrize(
         ("sig", "error"),
