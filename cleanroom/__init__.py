@@ -11,7 +11,14 @@ from __future__ import annotations
 from types import FunctionType
 
 from ._core._api import current_scope, managed_resources, register, with_cleanup
-from ._core._capabilities import Adopts, ListsNames, ListsOwned, Owned, Probes
+from ._core._capabilities import (
+    Adopts,
+    FreesRuntime,
+    ListsNames,
+    ListsOwned,
+    Owned,
+    Probes,
+)
 from ._core._creation import Creation
 from ._core._ownership import Ownership, ownership_labels
 from ._core._policy import (
@@ -69,6 +76,7 @@ __all__ = [
     "Creation",
     "Decision",
     "Disposition",
+    "FreesRuntime",
     "Kind",
     "Level",
     "Listener",

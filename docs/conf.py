@@ -36,7 +36,11 @@ napoleon_numpy_docstring = False
 nitpicky = True
 nitpick_ignore = [
     ("py:attr", "exceptions"),  # BaseExceptionGroup.exceptions
+    ("py:class", "asyncio.Task"),
+    ("py:class", "collections.abc.AsyncIterator"),
     ("py:class", "collections.abc.Awaitable"),
+    ("py:class", "collections.abc.Iterator"),
+    ("py:class", "collections.abc.Iterable"),
     ("py:class", "collections.abc.Callable"),
     ("py:class", "collections.abc.Mapping"),
     ("py:class", "collections.abc.Sequence"),
@@ -47,6 +51,7 @@ nitpick_ignore = [
     ("py:class", "pathlib.Path"),
     ("py:class", "subprocess.Popen"),
     ("py:func", "fnmatch.fnmatchcase"),
+    ("py:class", "tempfile.TemporaryDirectory"),
     ("py:func", "tempfile.mkdtemp"),
     ("py:func", "tempfile.mkstemp"),
     ("py:class", "unittest.IsolatedAsyncioTestCase"),
@@ -57,6 +62,7 @@ nitpick_ignore = [
     ("py:class", "cleanroom._core._api.T"),
     ("py:class", "cleanroom._core._scope.T"),
     ("py:class", "Category"),
+    ("py:class", "LabelStyle"),
     ("py:class", "OnError"),
     ("py:class", "OnFailure"),
 ]

@@ -12,13 +12,21 @@ Every deletion appends the marker's name to the file named by the identity's
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
 
-from cleanroom import BaseKind, Resource, Scope, register_kind
+from cleanroom import (
+    BaseKind,
+    Owned,
+    Ownership,
+    Resource,
+    Scope,
+    ownership_labels,
+    register_kind,
+)
 
 #: The variable naming the directory that ``list_names`` looks in.
 DIR_ENV = "MARKERKINDS_DIR"
@@ -29,32 +37,62 @@ class MarkerKind(BaseKind):
     """Marker files: created by :func:`make`, deleted by unlinking them."""
 
     def delete(self, resource: Resource, *, wait: bool) -> None:
-        path = Path(resource.identity["path"])
-        log = resource.identity.get("log")
+        path = _path(resource)
+        log = resource.identity.get("log") or os.environ.get("MARKERKINDS_LOG")
         if log:
             with Path(log).open("a", encoding="utf-8") as file:
                 file.write(f"{os.getpid()} {resource.name}\n")
         path.unlink(missing_ok=True)
 
     def exists(self, resource: Resource) -> bool:
-        return Path(resource.identity["path"]).exists()
+        return _path(resource).exists()
 
     def delete_hint(self, resource: Resource) -> str:
         return f"rm {resource.identity['path']}"
 
-    def list_names(self, prefix: str) -> Sequence[Resource]:
-        """Return the markers in ``$MARKERKINDS_DIR`` whose name has *prefix*."""
+    def list_names(self, prefix: str) -> list[str]:
+        """Return the names of the markers in ``$MARKERKINDS_DIR`` with *prefix*."""
         folder = Path(os.environ[DIR_ENV])
-        log = os.environ.get("MARKERKINDS_LOG")
         return [
-            Resource(
-                self.name,
-                entry.name,
-                {"path": str(entry), **({"log": log} if log else {})},
-            )
+            entry.name
             for entry in sorted(folder.iterdir())
             if entry.name.startswith(prefix)
         ]
+
+    def list_owned(self) -> list[Owned]:
+        """Return the markers in ``$MARKERKINDS_DIR`` that hold ownership labels."""
+        folder = Path(os.environ.get(DIR_ENV) or "/nonexistent")
+        found = []
+        for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+            try:
+                labels = json.loads(entry.read_text(encoding="utf-8"))
+            except ValueError:
+                continue
+            ownership = Ownership.from_labels(
+                labels if isinstance(labels, dict) else None
+            )
+            if ownership is not None:
+                identity = {"path": str(entry), **self._log()}
+                found.append(
+                    Owned(Resource(self.name, entry.name, identity), ownership)
+                )
+        return found
+
+    def _log(self) -> dict[str, str]:
+        log = os.environ.get("MARKERKINDS_LOG")
+        return {"log": log} if log else {}
+
+    def resource(self, name: str) -> Resource:
+        """The resource of the marker *name* in ``$MARKERKINDS_DIR``."""
+        path = Path(os.environ[DIR_ENV]) / name
+        return Resource(self.name, name, {"path": str(path), **self._log()})
+
+
+def _path(resource: Resource) -> Path:
+    """A marker's file: its identity's path, or its name in ``$MARKERKINDS_DIR``."""
+    if "path" in resource.identity:
+        return Path(resource.identity["path"])
+    return Path(os.environ[DIR_ENV]) / resource.name
 
 
 MARKERS = register_kind(MarkerKind("marker", aliases=("markers",)))
@@ -68,5 +106,6 @@ def make(
     if log is not None:
         identity["log"] = log
     with scope.creating(MARKERS, Path(path).name, **identity) as creation:
-        Path(path).write_text("marker\n", encoding="utf-8")
+        labels = ownership_labels(scope)
+        Path(path).write_text(json.dumps(labels), encoding="utf-8")
     return creation.resource

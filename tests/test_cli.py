@@ -20,7 +20,6 @@ import pytest
 
 from cleanroom import __version__
 from cleanroom._cli import main
-from cleanroom._cli._check import check_docker
 from cleanroom._core._session import (
     Owner,
     current_owner,
@@ -186,7 +185,7 @@ class TestCheck:
         result = cleanroom("check", journal=journal)
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"cleanroom {__version__}" in result.stdout
-        for line in ("files", "processes", "tasks", "docker", "kubernetes"):
+        for line in ("files", "processes", "tasks"):
             assert line in result.stdout
         assert "orphans: 0 would be removed" in result.stdout
         assert result.stdout.rstrip().endswith(
@@ -264,31 +263,6 @@ def engine(tmp_path: Path) -> Iterator[Path]:
     yield path
     server.close()
     thread.join(timeout=5)
-
-
-class TestBackends:
-    def test_local_engine(self, engine: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """A local engine that answers its ping is reachable."""
-        monkeypatch.setenv("DOCKER_HOST", f"unix://{engine}")
-        line = check_docker()
-        assert line.ok is True
-        assert "200" in line.detail
-
-    def test_missing_engine(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """A missing socket is reported, not raised."""
-        monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'none.sock'}")
-        line = check_docker()
-        assert not line.ok
-        assert "missing" in line.detail
-
-    def test_remote_engine_not_contacted(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Engines elsewhere than 127.0.0.1 or a unix socket are not contacted."""
-        monkeypatch.setenv("DOCKER_HOST", "tcp://docker.example.com:2376")
-        line = check_docker()
-        assert not line.ok
-        assert "not checked (not local)" in line.detail
 
 
 class TestList:

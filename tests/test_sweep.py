@@ -21,6 +21,7 @@ from cleanroom import (
     Ownership,
     Resource,
     Scope,
+    ownership_labels,
     register_kind,
     unregister_kind,
 )
@@ -373,6 +374,68 @@ class TestPrefixRules:
             PrefixRule("marker", " ")
 
 
+class TestOwnedObjects:
+    """Labelled objects that a backend lists, found even without journal rows."""
+
+    def write(self, place: Place, name: str, labels: dict[str, str] | None) -> None:
+        text = json.dumps(labels) if labels is not None else "not labelled"
+        (place.folder / name).write_text(text, encoding="utf-8")
+
+    def test_dead_sessions_objects_go(
+        self, journal: Journal, place: Place, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A dead owner's labelled object unknown to the journal goes; no other."""
+        monkeypatch.setenv("MARKERKINDS_DIR", str(place.folder))
+        monkeypatch.setenv("MARKERKINDS_LOG", str(place.log))
+        dead = dead_owner("gone-session")
+        now = time.time()
+        self.write(
+            place,
+            "orphan",
+            Ownership(
+                "gone-session", "t", dead.host, dead.pid, dead.start_time, now
+            ).labels(),
+        )
+        with Scope("live") as scope:
+            self.write(place, "mine", ownership_labels(scope))
+        self.write(place, "foreign", None)
+        self.write(
+            place,
+            "elsewhere",
+            Ownership("far-session", "t", "another-host", 1, None, now).labels(),
+        )
+        preview = sweep(journal, dry_run=True, kinds=["marker"])
+        assert [(r.action, r.name) for r in preview.results] == [
+            ("would-remove", "orphan")
+        ]
+        report = sweep(journal, kinds=["marker"])
+        assert [(r.action, r.name) for r in report.results] == [("removed", "orphan")]
+        assert place.names() == ["elsewhere", "foreign", "mine"]
+        assert place.deleted() == ["orphan"]
+
+    def test_journaled_objects_are_the_journals(
+        self, journal: Journal, place: Place, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A labelled object with a journal row is swept by the row, once."""
+        monkeypatch.setenv("MARKERKINDS_DIR", str(place.folder))
+        monkeypatch.setenv("MARKERKINDS_LOG", str(place.log))
+        dead = dead_owner("gone-session")
+        journal.add_owner(dead)
+        place.add(journal, dead, "journaled")
+        self.write(
+            place,
+            "journaled",
+            Ownership(
+                "gone-session", "t", dead.host, dead.pid, dead.start_time, 0
+            ).labels(),
+        )
+        report = sweep(journal, kinds=["marker"])
+        assert [(r.action, r.name, r.row is None) for r in report.results] == [
+            ("removed", "journaled", False)
+        ]
+        assert place.deleted() == ["journaled"]
+
+
 class TestSessionStart:
     def test_sweeps_and_counts(
         self, tmp_path: Path, place: Place, monkeypatch: pytest.MonkeyPatch
@@ -406,56 +469,3 @@ class TestSessionStart:
         assert session_start_sweep() == 0
         monkeypatch.setenv("CLEANROOM_JOURNAL", "off")
         assert session_start_sweep() == 0
-
-
-class TestOwnedObjects:
-    """Sweeps through ``ListsOwned``: the example lock kind of the docs."""
-
-    @pytest.fixture
-    def locks(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-        """The example kind's lock folder, this test's own."""
-        import examplekind  # noqa: F401 - registers the kind "lock"
-
-        folder = tmp_path / "locks"
-        folder.mkdir()
-        monkeypatch.setenv("LOCKS_DIR", str(folder))
-        return folder
-
-    @staticmethod
-    def write(folder: Path, name: str, ownership: Ownership) -> Path:
-        path = folder / f"{name}.lock"
-        path.write_text(json.dumps(ownership.labels()), encoding="utf-8")
-        return path
-
-    def test_only_dead_owners_objects_go(self, journal: Journal, locks: Path) -> None:
-        """A dead owner's lock goes; a live one's, another host's, a stranger's stay."""
-        dead = dead_owner()
-        orphan = self.write(
-            locks,
-            "orphan",
-            Ownership(dead.session, "s", dead.host, dead.pid, dead.start_time, 0.0),
-        )
-        elsewhere = self.write(
-            locks,
-            "elsewhere",
-            Ownership("other", "s", "another-host", dead.pid, dead.start_time, 0.0),
-        )
-        stranger = locks / "stranger.lock"
-        stranger.write_text("not json", encoding="utf-8")
-        with Scope("live") as scope:
-            import examplekind
-
-            live = examplekind.acquire(scope, "live")
-            preview = sweep(journal, dry_run=True, kinds=["lock"])
-            assert [(r.action, r.name) for r in preview.results] == [
-                ("would-remove", "orphan")
-            ]
-            assert orphan.exists()
-            report = sweep(journal, kinds=["lock"])
-            assert [(r.action, r.name) for r in report.results] == [
-                ("removed", "orphan")
-            ]
-            assert not orphan.exists()
-            assert live.exists()
-        assert elsewhere.exists()
-        assert stranger.exists()

@@ -1,14 +1,12 @@
 """
 ``cleanroom check``: is cleanroom usable here?
 
-It reports the version, which optional backends are installed and reachable
-(contacting only 127.0.0.1 and unix sockets), runs a live create-then-clean
-round trip for every available kind, reports the journal's location and
-health and how many orphans a sweep would remove, and ends with a verdict.
-
-A backend module (``cleanroom.kinds.<backend>``) takes part in the round
-trips by defining ``roundtrip(scope) -> Callable[[], bool]``: create one
-resource in *scope* and return a function that tells whether it still exists.
+It reports the version, asks every installed kind that can tell (the
+:class:`~cleanroom.Probes` capability) whether its backend is reachable, runs
+a live create-then-clean round trip for each reachable one, reports the
+journal's location and health and how many orphans a sweep would remove, and
+ends with a verdict. It names no backend: the kinds' probes contact only what
+is local (127.0.0.1 and unix sockets).
 """
 
 # A command-line tool prints.
@@ -16,19 +14,15 @@ resource in *scope* and return a function that tells whether it still exists.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import os
 import platform
-import shutil
-import socket
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlparse
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -36,10 +30,8 @@ from cleanroom._crash._journal import JOURNAL_ENV, open_existing
 from cleanroom._version import __version__
 
 if TYPE_CHECKING:
+    from cleanroom._core._capabilities import Probes
     from cleanroom._core._scope import Scope
-
-_LOCAL_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
-_TIMEOUT: Final = 2.0
 
 
 @attrs.define
@@ -57,120 +49,6 @@ class Line:
 
 
 # -- backends -----------------------------------------------------------------------
-
-
-def _version_of(distribution: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _http_ping(sock: socket.socket, host: str, path: str) -> str:
-    sock.settimeout(_TIMEOUT)
-    sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
-    data = b""
-    while len(data) < 4096:  # noqa: PLR2004
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data.decode("latin-1").split("\r\n", 1)[0]
-
-
-def docker_endpoint(environ: dict[str, str] | None = None) -> tuple[str, str]:
-    """
-    Return ``("unix", path)``, ``("tcp", "host:port")`` or ``("remote", url)``:
-    where the Docker engine is, from ``DOCKER_HOST`` or the usual sockets.
-    """
-    env = os.environ if environ is None else environ
-    host = env.get("DOCKER_HOST", "").strip()
-    if not host:
-        candidates = ["/var/run/docker.sock"]
-        runtime = env.get("XDG_RUNTIME_DIR")
-        if runtime:
-            candidates.append(os.path.join(runtime, "docker.sock"))  # noqa: PTH118
-        candidates.append(os.path.expanduser("~/.docker/run/docker.sock"))  # noqa: PTH111
-        for path in candidates:
-            if os.path.exists(path):  # noqa: PTH110
-                return "unix", path
-        return "unix", candidates[0]
-    parsed = urlparse(host)
-    if parsed.scheme == "unix":
-        return "unix", parsed.path
-    if parsed.scheme in {"tcp", "http"} and parsed.hostname in _LOCAL_HOSTS:
-        return "tcp", f"{parsed.hostname}:{parsed.port or 2375}"
-    return "remote", host
-
-
-def check_docker() -> Line:
-    """Report the docker package and whether a local engine answers (``ok``)."""
-    version = _version_of("docker")
-    installed = (
-        f"docker {version} installed" if version else "docker package not installed"
-    )
-    how, where = docker_endpoint()
-    if how == "remote":
-        return Line(
-            "docker", None, f"{installed}; engine {where} not checked (not local)"
-        )
-    if how == "unix" and not os.path.exists(where):  # noqa: PTH110
-        return Line("docker", None, f"{installed}; no engine ({where} is missing)")
-    try:
-        if how == "unix":
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(_TIMEOUT)
-                sock.connect(where)
-                status = _http_ping(sock, "docker", "/_ping")
-        else:
-            host, _, port = where.rpartition(":")
-            with socket.create_connection(
-                (host.strip("[]"), int(port)), _TIMEOUT
-            ) as sock:
-                status = _http_ping(sock, host, "/_ping")
-    except OSError as exc:
-        return Line(
-            "docker", None, f"{installed}; engine at {where} unreachable: {exc}"
-        )
-    reachable = " 200 " in f"{status} "
-    detail = f"{installed}; engine at {where}: {status or 'no answer'}"
-    return Line("docker", reachable if version else None, detail)
-
-
-def check_kubernetes() -> Line:
-    """Report the kubernetes package and whether a local API server answers."""
-    version = _version_of("kubernetes")
-    if not version:
-        return Line("kubernetes", None, "kubernetes package not installed")
-    ok, detail = _kubernetes_cluster()
-    return Line("kubernetes", ok, f"kubernetes {version} installed; {detail}")
-
-
-def _kubernetes_cluster() -> tuple[bool | None, str]:
-    listed = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
-    config_file = Path(listed) if listed else Path.home() / ".kube" / "config"
-    if not config_file.exists():
-        return None, f"no kubeconfig ({config_file})"
-    try:
-        from kubernetes import client, config
-
-        configuration = client.Configuration()
-        config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=str(config_file), client_configuration=configuration
-        )
-    except Exception as exc:
-        return None, f"kubeconfig unusable: {exc}"
-    host = configuration.host
-    if urlparse(host).hostname not in _LOCAL_HOSTS:
-        return None, f"cluster {host} not checked (not local)"
-    try:
-        with client.ApiClient(configuration) as api:
-            info = client.VersionApi(api).get_code(_request_timeout=_TIMEOUT)
-    except Exception as exc:
-        return None, f"cluster {host} unreachable: {exc}"
-    return True, f"cluster {host}: {info.git_version}"
 
 
 # -- round trips ----------------------------------------------------------------------
@@ -196,73 +74,49 @@ def _timed(name: str, trip: Callable[[], str]) -> Line:
     return Line(name, True, detail, time.perf_counter() - began)
 
 
-def _files() -> str:
-    with _scope() as scope:
-        path = scope.tempdir(prefix="cleanroom-check-")
-        (path / "probe.txt").write_text("cleanroom check\n", encoding="utf-8")
-        single = scope.tempfile(prefix="cleanroom-check-")
-    if path.exists() or single.exists():
-        raise AssertionError(f"{path} or {single} still exists after its scope closed")
-    return f"created and removed a temporary directory and file under {path.parent}"
+def _probing() -> list[tuple[str, Probes]]:
+    """
+    Return the kinds that probe their backend, each with the name of its line:
+    the backend's (its entry point's) name, and the kind's name after a colon
+    when a backend has several.
+    """
+    from cleanroom._core import _discovery
+    from cleanroom._core._capabilities import Probes
+    from cleanroom._core._resource import kind_origin, registered_kinds
+
+    _discovery.load_all()
+    families = {module.__name__: name for name, module in _discovery.loaded().items()}
+    found = [
+        (families.get(kind_origin(kind) or "", kind.name), kind.name, kind)
+        for kind in registered_kinds()
+        if isinstance(kind, Probes)
+    ]
+    order = list(_discovery.families())
+    found.sort(key=lambda item: order.index(item[0]) if item[0] in order else 999)
+    counts = Counter(family for family, _, _ in found)
+    return [
+        (family if counts[family] == 1 else f"{family}:{name}", kind)
+        for family, name, kind in found
+    ]
 
 
-def _processes() -> str:
-    from cleanroom._core._session import pid_alive, process_start_time
+def _probe(name: str, kind: Probes) -> Line:
+    from cleanroom.exceptions import BackendUnavailableError
 
-    sleep = shutil.which("sleep")
-    argv = (
-        [sleep, "60"]
-        if sleep
-        else [sys.executable, "-c", "import time; time.sleep(60)"]
-    )
-    with _scope() as scope:
-        process = scope.popen(argv)
-        pid = process.pid
-        start = process_start_time(pid)
-    if pid_alive(pid, start) or process.returncode is None:
-        raise AssertionError(f"process {pid} still runs after its scope closed")
-    return f"started {os.path.basename(argv[0])} (pid {pid}), ended and reaped it"  # noqa: PTH119
+    try:
+        return Line(name, True, kind.probe())
+    except BackendUnavailableError as exc:
+        return Line(name, None, str(exc))
+    except Exception as exc:
+        return Line(name, False, f"{type(exc).__name__}: {exc}")
 
 
-def _tasks() -> str:
-    import anyio
-    import anyio.lowlevel
-
-    seen: list[bool] = []
-
-    async def forever() -> None:
-        try:
-            await anyio.sleep_forever()
-        finally:
-            seen.append(True)
-
-    async def trip() -> None:
-        async with _scope() as scope:
-            scope.start_soon(forever)
-            await anyio.lowlevel.checkpoint()
-
-    anyio.run(trip)
-    if not seen:
-        raise AssertionError("the task was not cancelled when its scope closed")
-    return "started a task and cancelled it when its scope closed"
-
-
-def _backend_trip(module_name: str) -> Callable[[], str] | None:
-    if importlib.util.find_spec(module_name) is None:
-        return None
-    module = importlib.import_module(module_name)
-    hook = getattr(module, "roundtrip", None)
-    if not callable(hook):
-        return None
-
+def _roundtrip(kind: Probes) -> Callable[[], str]:
     def trip() -> str:
         with _scope() as scope:
-            exists = hook(scope)
-            if not exists():
-                raise AssertionError("the resource was not created")
-        if exists():
-            raise AssertionError("the resource still exists after its scope closed")
-        return "created one resource and removed it"
+            detail = kind.roundtrip(scope)
+        # Returned once the scope has closed, so that its cleanup counts too.
+        return detail  # noqa: RET504
 
     return trip
 
@@ -369,17 +223,13 @@ def check(journal: Path | None) -> Report:
     """
     if journal is not None:
         os.environ[JOURNAL_ENV] = str(journal)
-    backends = [check_docker(), check_kubernetes()]
-    trips = [
-        _timed("files", _files),
-        _timed("processes", _processes),
-        _timed("tasks", _tasks),
-    ]
-    for backend in backends:
-        # A backend takes part when its package is installed and its server answers.
-        trip = _backend_trip(f"cleanroom.kinds.{backend.name}") if backend.ok else None
-        if trip is not None:
-            trips.append(_timed(backend.name, trip))
+    backends: list[Line] = []
+    trips: list[Line] = []
+    for name, kind in _probing():
+        line = _probe(name, kind)
+        backends.append(line)
+        if line.ok:
+            trips.append(_timed(name, _roundtrip(kind)))
     journal_line, orphans = _journal_line(journal)
     return Report(backends, trips, journal_line, orphans)
 

@@ -81,6 +81,24 @@ class Probes(Protocol):
 
 
 @runtime_checkable
+class FreesRuntime(Protocol):
+    """
+    A record kind whose things hold runtime parts (a Kubernetes Job and its
+    pods): at a level that cleans runtime but keeps records (``pods``), the
+    scope asks it to free the runtime and keeps the record, reported as kept.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def free_runtime(self, resource: Resource, *, wait: bool) -> None:
+        """
+        Free what *resource* holds at run time (end its pods, stop it from
+        making more) and leave the record itself in place; succeed when there
+        is nothing to free.
+        """
+
+
+@runtime_checkable
 class Adopts(Protocol):
     """
     A kind that takes over objects of known types made elsewhere, so that

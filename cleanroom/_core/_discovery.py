@@ -46,6 +46,11 @@ def families() -> tuple[str, ...]:
     return tuple(sorted(entry_points()))
 
 
+def loaded() -> dict[str, ModuleType]:
+    """Return the backends' modules imported so far, by entry-point name."""
+    return dict(_loaded)
+
+
 def load(name: str) -> ModuleType | None:
     """
     Import the module of the backend *name*; ``None`` when no entry point has

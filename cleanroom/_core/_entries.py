@@ -49,6 +49,7 @@ class Entry:
     __slots__ = (
         "_resource",
         "cleanup",
+        "freeing",
         "is_async",
         "key",
         "kind",
@@ -80,6 +81,8 @@ class Entry:
         self.name = name
         self.reserved = reserved
         self.key: object = None
+        # Why the record is kept, when the level only frees its runtime.
+        self.freeing: str | None = None
         # Where a weakly held object was added, for the warning if it is lost.
         self.origin: str | None = None
 

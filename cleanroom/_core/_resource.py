@@ -445,3 +445,8 @@ def kind_origin(kind: Kind) -> str | None:
     """
     found = _origins.get(id(kind))
     return found[1] if found is not None and found[0] is kind else None
+
+
+def registered_kinds() -> tuple[Kind, ...]:
+    """Return each registered kind once, in the order they were registered."""
+    return tuple({id(kind): kind for kind in _kinds.values()}.values())

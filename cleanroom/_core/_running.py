@@ -68,7 +68,7 @@ def async_call(
     entry: Entry, call: Callable[[], Any], wait: bool
 ) -> Callable[[], Awaitable[Any]]:
     """Return the async call that cleans *entry*, given its sync *call*."""
-    if entry.ref is None and not entry.reserved:
+    if entry.ref is None and not entry.reserved and entry.freeing is None:
         kind = entry.kind
         resource = entry.resource
         return lambda: kind.adelete(resource, wait=wait)

@@ -22,7 +22,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import attrs
 
@@ -39,7 +39,8 @@ from ._journal import (
 )
 
 if TYPE_CHECKING:
-    from cleanroom._core._capabilities import Owned
+    from cleanroom._core._capabilities import ListsOwned
+    from cleanroom._core._ownership import Ownership
     from cleanroom._core._resource import Kind, Resource
 
 log = logging.getLogger("cleanroom")
@@ -514,11 +515,11 @@ def sweep(
     report.results.extend(
         _sweep_owned(
             journal,
-            kinds,
-            session=session,
-            created_before=None if older_than is None else now - older_than,
             dry_run=dry_run,
-            swept=rows,
+            kinds=kinds,
+            session=session,
+            older_than=older_than,
+            now=now,
             timeout=timeout,
         )
     )
@@ -567,6 +568,108 @@ def _selector(
     return select
 
 
+def _owned_kinds(kinds: Iterable[str] | None) -> list[ListsOwned]:
+    from cleanroom._core import _discovery
+    from cleanroom._core._capabilities import ListsOwned
+    from cleanroom._core._resource import registered_kinds
+
+    _discovery.load_all()
+    wanted = None if kinds is None else {canonical_kind(kind) for kind in kinds}
+    return [
+        kind
+        for kind in registered_kinds()
+        if isinstance(kind, ListsOwned) and (wanted is None or kind.name in wanted)
+    ]
+
+
+def _sweep_owned(
+    journal: Journal | None,
+    *,
+    dry_run: bool,
+    kinds: Iterable[str] | None,
+    session: str | None,
+    older_than: float | None,
+    now: float,
+    timeout: float | None,
+) -> list[SweepResult]:
+    """
+    Remove what backends hold under cleanroom's labels for a dead session and
+    the journal no longer knows (its rows were lost or pruned). What the journal
+    knows is its to decide; a live owner's, or one whose liveness cannot be
+    told (another host's session without a heartbeat here), is never touched.
+    """
+    listers = _owned_kinds(kinds)
+    if not listers:
+        return []
+    known: set[tuple[str, str]] = set()
+    live: set[str] = set()
+    beating: set[str] = set()
+    if journal is not None:
+        known = {(row.kind, row.name) for row in journal.rows()}
+        for owner in journal.owners():
+            beating.add(owner.session)
+            if owner.alive(now=now):
+                live.add(owner.session)
+    results: list[SweepResult] = []
+    for lister in listers:
+        kind = cast("Kind", lister)
+        try:
+            owned = list(lister.list_owned())
+        except Exception as exc:
+            log.warning("cannot list the %s objects cleanroom owns: %s", kind.name, exc)
+            continue
+        targets = [
+            resource
+            for resource, ownership in owned
+            if (kind.name, resource.name) not in known
+            and (session is None or ownership.session == session)
+            and (older_than is None or ownership.created <= now - older_than)
+            and _dead(ownership, live, beating)
+        ]
+        why = "labelled by a dead session and unknown to the journal"
+        results.extend(_remove(kind, targets, why, dry_run=dry_run, timeout=timeout))
+    return results
+
+
+def _dead(ownership: Ownership, live: set[str], beating: set[str]) -> bool:
+    """Tell whether the owner of a labelled object is surely gone."""
+    if ownership.session in live:
+        return False
+    alive = ownership.alive()
+    if alive is None:
+        # Another host's owner: dead only if the journal hears its heartbeats
+        # and they stopped.
+        return ownership.session in beating
+    return not alive
+
+
+def _remove(
+    kind: Kind,
+    targets: Sequence[Resource],
+    why: str,
+    *,
+    dry_run: bool,
+    timeout: float | None,
+) -> list[SweepResult]:
+    """Delete *targets* of *kind* in threads (or say they would go), with results."""
+    if dry_run:
+        return [_prefix_result("would-remove", kind, r, why) for r in targets]
+    errors = run_threads(
+        [functools.partial(_delete, kind, resource) for resource in targets],
+        16 if kind.concurrent else 1,
+        timeout,
+        [kind.describe(resource) for resource in targets],
+    )
+    return [
+        _prefix_result("removed", kind, resource, why)
+        if error is None
+        else _prefix_result(
+            "failed", kind, resource, f"{type(error).__name__}: {error}"
+        )
+        for resource, error in zip(targets, errors, strict=True)
+    ]
+
+
 def _protected(journal: Journal | None, swept: Sequence[Row]) -> set[tuple[str, str]]:
     """The (kind, name) of every journaled resource a sweep must not touch."""
     if journal is None:
@@ -581,102 +684,29 @@ def _protected(journal: Journal | None, swept: Sequence[Row]) -> set[tuple[str, 
 
 def _listed(rule: PrefixRule) -> tuple[Kind, list[Resource]]:
     """Return the kind of *rule* and its resources whose name has the prefix."""
+    from cleanroom._core._capabilities import ListsNames
+    from cleanroom._core._resource import Resource
     from cleanroom.exceptions import UnknownKindError
 
     kind = resolve_kind(rule.kind)
     if kind is None:
         raise UnknownKindError(f"unknown kind {rule.kind!r} in a prefix rule")
-    lister = getattr(kind, "list_names", None)
-    if not callable(lister):
+    if not isinstance(kind, ListsNames):
         raise TypeError(
             f"the kind {kind.name!r} cannot list its resources; a prefix rule "
-            "needs a kind with list_names(prefix)"
+            "needs a kind with list_names(prefix) (see cleanroom.ListsNames)"
         )
-    from cleanroom._core._resource import Resource
-
-    found = [
-        Resource(kind.name, item) if isinstance(item, str) else item
-        for item in lister(rule.prefix)
-    ]
-    return kind, [r for r in found if r.name.startswith(rule.prefix)]
-
-
-def _owned(kinds: Iterable[str] | None) -> list[tuple[Kind, list[Owned]]]:
-    """The objects that the kinds able to list them (ListsOwned) say are ours."""
-    from cleanroom._core._capabilities import ListsOwned
-    from cleanroom._core._resource import kind_names
-
-    names = kind_names() if kinds is None else kinds
-    resolved = (resolve_kind(name) for name in names)
-    found: list[tuple[Kind, list[Owned]]] = []
-    for kind in {id(k): k for k in resolved if k is not None}.values():
-        if not isinstance(kind, ListsOwned):
-            continue
-        try:
-            found.append((kind, list(kind.list_owned())))
-        except Exception as exc:
-            log.warning("cannot list the objects of kind %r: %s", kind.name, exc)
-    return found
-
-
-def _sweep_owned(
-    journal: Journal | None,
-    kinds: Iterable[str] | None,
-    *,
-    session: str | None,
-    created_before: float | None,
-    dry_run: bool,
-    swept: Sequence[Row],
-    timeout: float | None,
-) -> list[SweepResult]:
-    """
-    Remove what backends list with cleanroom's labels and whose owner is dead,
-    journaled or not: the journal may have lost the row, or never had it.
-    """
-    protected = _protected(journal, swept)
-    seen = {(row.kind, row.name) for row in swept}
-    live: set[str] = set()
-    if journal is not None:
-        now = time.time()
-        live = {o.session for o in journal.owners() if o.alive(now=now)}
-    results: list[SweepResult] = []
-    for kind, owned in _owned(kinds):
-        targets = []
-        for resource, ownership in owned:
-            key = (kind.name, resource.name)
-            if (
-                key in seen
-                or key in protected
-                or ownership.session in live
-                or (session is not None and ownership.session != session)
-                or (created_before is not None and ownership.created > created_before)
-                # Another host's owner: its own host's sweep decides.
-                or ownership.alive() is not False
-            ):
-                continue
-            seen.add(key)
-            targets.append(resource)
-        why = "labelled by a dead session"
-        if dry_run:
-            results.extend(
-                _prefix_result("would-remove", kind, r, why) for r in targets
-            )
-            continue
-        errors = run_threads(
-            [functools.partial(_delete, kind, resource) for resource in targets],
-            16 if kind.concurrent else 1,
-            timeout,
-            [kind.describe(resource) for resource in targets],
+    found = []
+    for item in kind.list_names(rule.prefix):
+        # Names, as the protocol says; resources are taken as they are.
+        resource = (
+            item
+            if isinstance(item, Resource)
+            else Resource(kind.name, str(item), declarative=True)
         )
-        results.extend(
-            _prefix_result("removed", kind, resource, why)
-            if error is None
-            else _prefix_result(
-                "failed", kind, resource, f"{type(error).__name__}: {error}"
-            )
-            for resource, error in zip(targets, errors, strict=True)
-        )
-    return results
+        if resource.name.startswith(rule.prefix):
+            found.append(resource)
+    return kind, found
 
 
 def _sweep_prefixes(
@@ -707,25 +737,7 @@ def _sweep_prefixes(
             else:
                 targets.append(resource)
         why = f"prefix {rule.prefix!r}"
-        if dry_run:
-            results.extend(
-                _prefix_result("would-remove", kind, r, why) for r in targets
-            )
-            continue
-        errors = run_threads(
-            [functools.partial(_delete, kind, resource) for resource in targets],
-            16 if kind.concurrent else 1,
-            timeout,
-            [kind.describe(resource) for resource in targets],
-        )
-        results.extend(
-            _prefix_result("removed", kind, resource, why)
-            if error is None
-            else _prefix_result(
-                "failed", kind, resource, f"{type(error).__name__}: {error}"
-            )
-            for resource, error in zip(targets, errors, strict=True)
-        )
+        results.extend(_remove(kind, targets, why, dry_run=dry_run, timeout=timeout))
     return results
 
 

@@ -68,6 +68,7 @@ __all__ = [
     "PATHS",
     "TEMPDIRS",
     "PathKind",
+    "TempdirKind",
     "allowed_roots",
     "tempdir",
     "tempfile",
@@ -190,8 +191,35 @@ PATHS: Final = PathKind(
     "path", aliases=("paths",), adopts=("tempfile.TemporaryDirectory",)
 )
 
+
 #: Directories made with ``tempdir``.
-TEMPDIRS: Final = PathKind("tempdir", aliases=("tempdirs",))
+@attrs.define
+class TempdirKind(PathKind):
+    """
+    Temporary directories and files made by :meth:`Scope.tempdir
+    <cleanroom.Scope.tempdir>` and :meth:`~cleanroom.Scope.tempfile`; it
+    answers ``cleanroom check`` for the files backend.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def probe(self) -> str:
+        """Name the temporary directory that temporary paths go to."""
+        return f"local paths under {_tempfile.gettempdir()}"
+
+    def roundtrip(self, scope: Scope) -> str:
+        """Create a temporary directory and file in *scope*, and release them."""
+        path = tempdir(scope, prefix="cleanroom-check-", suffix=None, dir=None)
+        (path / "probe.txt").write_text("cleanroom check\n", encoding="utf-8")
+        single = tempfile(scope, prefix="cleanroom-check-", suffix=None, dir=None)
+        scope.release(single)
+        scope.release(path)
+        if path.exists() or single.exists():
+            raise AssertionError(f"{path} or {single} still exists after release")
+        return f"created and removed a temporary directory and file under {path.parent}"
+
+
+TEMPDIRS: Final = TempdirKind("tempdir", aliases=("tempdirs",))
 
 register_kind(PATHS)
 register_kind(TEMPDIRS)

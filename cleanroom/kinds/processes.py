@@ -30,8 +30,10 @@ import contextlib
 import math
 import os
 import shlex
+import shutil
 import signal
 import subprocess
+import sys
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -45,7 +47,7 @@ from cleanroom._core._resource import (
     register_kind,
 )
 from cleanroom._core._session import TOKEN_ENV, new_id, pids_with_token, stat_fields
-from cleanroom.exceptions import CleanroomError
+from cleanroom.exceptions import BackendUnavailableError, CleanroomError
 
 if TYPE_CHECKING:
     from cleanroom._core._scope import Scope
@@ -115,6 +117,35 @@ class ProcessKind(BaseKind):
         scope.alias(resource, process)
         _popens[process.pid, info.start_time] = process
         return resource
+
+    def probe(self) -> str:
+        """
+        Say that processes can be tracked here (``/proc`` is readable).
+
+        Raises:
+            BackendUnavailableError: When the system has no ``/proc``.
+        """
+        try:
+            _require_proc()
+        except CleanroomError as exc:
+            raise BackendUnavailableError(str(exc)) from None
+        return "local processes, read through /proc"
+
+    def roundtrip(self, scope: Scope) -> str:
+        """Start a sleeping process in *scope*, then end and reap it."""
+        sleep = shutil.which("sleep")
+        argv = (
+            [sleep, "60"]
+            if sleep
+            else [sys.executable, "-c", "import time; time.sleep(60)"]
+        )
+        process = popen(scope, argv)
+        resource = scope.resource_of(process)
+        scope.release(process)
+        if self.exists(resource) or process.returncode is None:
+            raise AssertionError(f"process {process.pid} still runs after release")
+        name = os.path.basename(argv[0])  # noqa: PTH119
+        return f"started {name} (pid {process.pid}), ended and reaped it"
 
     def delete(self, resource: Resource, *, wait: bool) -> None:
         """

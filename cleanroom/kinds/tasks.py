@@ -20,6 +20,7 @@ import inspect
 from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
 import anyio
+import anyio.lowlevel
 import attrs
 
 from cleanroom._core._context import running_async_library
@@ -46,6 +47,33 @@ class TaskKind(ObjectKind):
 
     #: The types whose objects :meth:`Scope.add <cleanroom.Scope.add>` adopts.
     adopts: ClassVar[tuple[str, ...]] = ("_asyncio.Task", "asyncio.tasks.Task")
+
+    def probe(self) -> str:
+        """Name the event loops that tasks can run in."""
+        import importlib.util
+
+        loops = ["asyncio"] + (["trio"] if importlib.util.find_spec("trio") else [])
+        return f"background tasks on {' and '.join(loops)}"
+
+    def roundtrip(self, scope: Scope) -> str:
+        """Start a task in a scope inside a new event loop, then cancel it."""
+        seen: list[bool] = []
+
+        async def forever() -> None:
+            try:
+                await anyio.sleep_forever()
+            finally:
+                seen.append(True)
+
+        async def trip() -> None:
+            async with scope.child("tasks") as child:
+                start_soon(child, forever)
+                await anyio.lowlevel.checkpoint()
+
+        anyio.run(trip)
+        if not seen:
+            raise AssertionError("the task was not cancelled when its scope closed")
+        return "started a task and cancelled it when its scope closed"
 
     def adopt(self, scope: Scope, obj: object, *, name: str | None) -> Resource:
         """Make *scope* cancel and await the :class:`asyncio.Task` *obj*."""
