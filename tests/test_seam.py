@@ -22,16 +22,27 @@ import pytest
 from cleanroom import Scope, ScopeStateError, Terminated, get_kind
 from cleanroom._core import _discovery
 from cleanroom._core._session import TOKEN_ENV, new_id
+from cleanroom._crash import _recorder
 from cleanroom._crash._journal import Journal
 from procs import running
 
 TESTS = Path(__file__).parent
 
 
-def journal_rows(name: str) -> list[str]:
-    """The states the run's journal holds for resources named *name*."""
-    with Journal(os.environ["CLEANROOM_JOURNAL"]) as journal:
-        return [row.state for row in journal.rows() if row.name == name]
+@pytest.fixture
+def journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A journal of this test's own, which this process journals into."""
+    path = tmp_path / "journal.sqlite3"
+    monkeypatch.setenv("CLEANROOM_JOURNAL", str(path))
+    _recorder.reset()
+    yield path
+    _recorder.reset()
+
+
+def journal_rows(journal: Path, name: str) -> list[str]:
+    """The states *journal* holds for resources named *name*."""
+    with Journal(journal) as opened:
+        return [row.state for row in opened.rows() if row.name == name]
 
 
 def sleeper(tag: str) -> list[str]:
@@ -48,20 +59,22 @@ def tag() -> Iterator[str]:
 
 
 class TestCreating:
-    def test_registers_on_success(self, tmp_path: Path) -> None:
+    def test_registers_on_success(self, tmp_path: Path, journal: Path) -> None:
         """A thing made in the body is tracked, journaled as created, then cleaned."""
         folder = tmp_path / f"made-{new_id()}"
         with Scope("seam") as scope:
             with scope.creating("tempdir", folder.name, path=str(folder)) as creation:
-                assert journal_rows(folder.name) == ["intent"]
+                assert journal_rows(journal, folder.name) == ["intent"]
                 folder.mkdir()
             assert creation.resource in scope.resources()
-            assert journal_rows(folder.name) == ["created"]
+            assert journal_rows(journal, folder.name) == ["created"]
             assert folder.is_dir()
         assert not folder.exists()
-        assert journal_rows(folder.name) == ["cleaned"]
+        assert journal_rows(journal, folder.name) == ["cleaned"]
 
-    def test_deletes_and_abandons_on_exception(self, tmp_path: Path) -> None:
+    def test_deletes_and_abandons_on_exception(
+        self, tmp_path: Path, journal: Path
+    ) -> None:
         """A body that raises: what it made is deleted, and nothing is tracked."""
         folder = tmp_path / f"half-made-{new_id()}"
         with Scope("seam") as scope:
@@ -74,7 +87,7 @@ class TestCreating:
                 raise OSError("disk full")
             assert not folder.exists()
             assert scope.resources() == []
-        assert journal_rows(folder.name) == ["forgotten"]
+        assert journal_rows(journal, folder.name) == ["forgotten"]
 
     def test_process_deleted_through_its_token(self, tag: str) -> None:
         """A process started in a failing body is ended, found by its token."""
@@ -92,7 +105,7 @@ class TestCreating:
             assert running(tag) == []
             process.wait()
 
-    def test_abandon_drops_the_intent(self, tmp_path: Path) -> None:
+    def test_abandon_drops_the_intent(self, tmp_path: Path, journal: Path) -> None:
         """abandon(): nothing is deleted, tracked or left journaled as intent."""
         theirs = tmp_path / f"theirs-{new_id()}"
         theirs.mkdir()
@@ -108,7 +121,7 @@ class TestCreating:
             assert again.abandoned == "taken"
             assert scope.resources() == []
         assert theirs.is_dir()
-        assert journal_rows(theirs.name) == ["forgotten", "forgotten"]
+        assert journal_rows(journal, theirs.name) == ["forgotten", "forgotten"]
 
     @pytest.mark.parametrize(
         ("sig", "error"),
