@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sybil import Document, Example, Region, Sybil
 from sybil.evaluators.python import PythonEvaluator
 from sybil.parsers import myst, rest
@@ -48,6 +49,34 @@ def pytest_configure() -> None:
     # Removed at exit, after the journal's own exit handler (registered later,
     # so run earlier) has closed it.
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
+
+
+# Documents whose examples need a service: their examples carry its marker,
+# and skip (or fail) as that service's tests do without it.
+_DOCKER_DOCUMENTS = frozenset(
+    {
+        ("docs", "docker.md"),
+        ("docs", "recipe-container-name-conflicts.md"),
+        ("kinds", "docker.py"),
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the examples of the Docker and Kubernetes documents with their service."""
+    for item in items:
+        if (item.path.parent.name, item.path.name) in _DOCKER_DOCUMENTS:
+            item.add_marker(pytest.mark.docker)
+        elif item.path.name == "kubernetes.md":
+            item.add_marker(pytest.mark.kubernetes)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip (or fail, under ``CLEANROOM_REQUIRE_DOCKER=1``) without an engine."""
+    if item.get_closest_marker("docker") is not None:
+        from dockerenv import require_docker
+
+        require_docker()
 
 
 _TEST_FILE = re.compile(r"\A# (test_\w+\.py)\n")

@@ -9,6 +9,7 @@ to delete it.
 from __future__ import annotations
 
 from types import FunctionType
+from typing import TYPE_CHECKING, Any
 
 from ._core._api import current_scope, managed_resources, register, with_cleanup
 from ._core._capabilities import (
@@ -46,6 +47,7 @@ from ._core._resource import (
 )
 from ._core._scope import Scope
 from ._crash import attach_journal as _attach_journal
+from ._leaks import install as _install_leak_checks
 from ._version import __version__
 from .exceptions import (
     BackendUnavailableError,
@@ -54,6 +56,8 @@ from .exceptions import (
     CleanupError,
     CleanupTimeoutError,
     CleanupWarning,
+    DeletionBlockedError,
+    LeakError,
     PolicyError,
     ScopeStateError,
     Terminated,
@@ -75,9 +79,11 @@ __all__ = [
     "CleanupWarning",
     "Creation",
     "Decision",
+    "DeletionBlockedError",
     "Disposition",
     "FreesRuntime",
     "Kind",
+    "LeakError",
     "Level",
     "Listener",
     "ListsNames",
@@ -103,6 +109,7 @@ __all__ = [
     "get_kind",
     "get_level",
     "managed_resources",
+    "no_leaks",
     "ownership_labels",
     "register",
     "register_kind",
@@ -113,11 +120,31 @@ __all__ = [
 
 # Crash safety, one layer up, journals what the core tracks.
 Registry.on_first_resource(_attach_journal)
+# Scopes given check_leaks= get their check from cleanroom.leaks, imported then.
+_install_leak_checks()
+
+if TYPE_CHECKING:
+    from .leaks import no_leaks
+
+
+def __getattr__(name: str) -> Any:
+    # cleanroom.leaks is imported on first use, so that ``import cleanroom``
+    # stays cheap.
+    if name == "no_leaks":
+        from .leaks import no_leaks
+
+        no_leaks.__module__ = __name__
+        globals()[name] = no_leaks
+        return no_leaks
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 for _name in __all__:
+    if _name == "no_leaks":
+        continue
     _value = globals()[_name]
     if isinstance(_value, type | FunctionType) and _value.__module__.startswith(
         "cleanroom."
     ):
         _value.__module__ = __name__
-del _name, _value, FunctionType, _attach_journal
+del _name, _value, FunctionType, _attach_journal, _install_leak_checks

@@ -20,6 +20,11 @@ Fixtures:
   class, module and session (per xdist worker), failed when a test failed in
   any phase while it was open.
 
+In an async test (anyio's plugin, pytest-asyncio), a scope is closed inside
+the event loop that ran the test, by a companion async fixture that comes
+before the fixtures that use the scope; a wider scope too, when that loop
+lives at least as long as it.
+
 Each scope is the current scope while it is open, so
 :func:`~cleanroom.with_cleanup` and :func:`~cleanroom.managed_resources` in a
 test create its children. Policies resolve as: arguments given in code, then
@@ -30,21 +35,37 @@ command line, then ``CLEANROOM_*`` variables, then ini keys, then
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import asynccontextmanager
+from inspect import iscoroutinefunction
 from pathlib import Path
-from typing import Any, Final
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from ._core import _signals
-from ._core._policy import POLICY_FIELDS, Outcome, Policy
+from ._core import _session, _signals
+from ._core._policy import POLICY_FIELDS, Outcome, Policy, is_given
 from ._core._registry import Registry, Report
 from ._core._resource import Disposition, describe
 from ._core._scope import Scope
 from ._core._session import new_id
+from ._leaks import _pytest as _leaks_pytest
+from ._leaks._check import from_setting
 from .exceptions import PolicyError, Terminated
+
+if TYPE_CHECKING:
+    from ._crash._sweep import Retention
 
 #: Settings the ``cleanroom`` marker accepts: the policy's, the seed's
 #: ``cleanup_level`` (another name for ``level``) and ``check_leaks``.
@@ -126,6 +147,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="do not remove the orphaned resources of dead sessions at start",
     )
     group.addoption(
+        "--cleanroom-retention-count",
+        dest="cleanroom_retention_count",
+        metavar="N",
+        default=None,
+        help="keep what failed tests (or a level) kept for the last N sessions "
+        "before a sweep removes it (default 3; 'none': no limit by count)",
+    )
+    group.addoption(
+        "--cleanroom-retention-age",
+        dest="cleanroom_retention_age",
+        metavar="DURATION",
+        default=None,
+        help="remove kept resources older than DURATION (90s, 15m, 2h, 7d) "
+        "whatever the count (default: none)",
+    )
+    group.addoption(
         "--cleanroom-journal",
         dest="cleanroom_journal",
         metavar="PATH",
@@ -133,11 +170,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the journal of created resources (sets CLEANROOM_JOURNAL); "
         "'off' turns journaling off",
     )
+    _leaks_pytest.add_options(parser, group)
     for field, text in _INI_HELP.items():
         parser.addini(f"cleanroom_{field}", f"cleanroom: {text}", default="")
     parser.addini(
         "cleanroom_journal",
         "cleanroom: the journal of created resources, relative to the ini file",
+        default="",
+    )
+    parser.addini(
+        "cleanroom_retention_count",
+        "cleanroom: how many sessions' kept resources stay (default 3, or none)",
+        default="",
+    )
+    parser.addini(
+        "cleanroom_retention_age",
+        "cleanroom: how long kept resources stay at most (a duration, or none)",
         default="",
     )
     parser.addini(
@@ -156,6 +204,24 @@ def _option_settings(config: pytest.Config) -> dict[str, Any]:
     if force is False:
         settings["on_failure"] = "keep"
     return settings
+
+
+def _retention(config: pytest.Config) -> Retention:
+    """The retention of kept resources: options, environment, ini, pyproject."""
+    from ._crash._sweep import Retention
+
+    ini = {
+        name: str(config.getini(f"cleanroom_retention_{name}")).strip() or None
+        for name in ("count", "age")
+    }
+    try:
+        return Retention.resolve(
+            count=config.getoption("cleanroom_retention_count"),
+            age=config.getoption("cleanroom_retention_age"),
+            config=ini,
+        )
+    except ValueError as exc:
+        raise pytest.UsageError(f"cleanroom: {exc}") from None
 
 
 def _ini_settings(config: pytest.Config) -> dict[str, Any]:
@@ -196,9 +262,9 @@ def marker_settings(node: pytest.Item | pytest.Collector) -> dict[str, Any]:
             f"unknown @pytest.mark.cleanroom setting{'s' if len(unknown) > 1 else ''} "
             f"{', '.join(map(repr, unknown))}; valid: {', '.join(MARKER_SETTINGS)}"
         )
-    check_leaks = given.pop("check_leaks", None)
-    if check_leaks is not None and not isinstance(check_leaks, bool):
-        raise PolicyError(f"check_leaks must be True or False, not {check_leaks!r}")
+    # Checked, and acted on, by the leak plugin: a test's check spans its
+    # fixtures, not only its scope.
+    from_setting(given.pop("check_leaks", None))
     alias = given.pop("cleanup_level", None)
     if alias is not None:
         level = given.get("level")
@@ -207,7 +273,7 @@ def marker_settings(node: pytest.Item | pytest.Collector) -> dict[str, Any]:
                 f"level={level!r} and cleanup_level={alias!r} disagree; give one"
             )
         given["level"] = alias
-    settings = {key: value for key, value in given.items() if value is not None}
+    settings = {key: value for key, value in given.items() if is_given(key, value)}
     if settings:
         Policy().evolve(**settings)
     return settings
@@ -281,12 +347,17 @@ class _Plugin:
         self._marked: dict[int, bool] = {}
         self.interrupt: BaseException | None = None
         self.remote: list[dict[str, Any]] = []
+        #: What the sweep at the start of the run removed.
+        self.swept: list[dict[str, Any]] = []
         self._environ: dict[str, str | None] = {}
         self._registry_before: tuple[dict[str, Any], dict[str, Any]] | None = None
         self._own_signals = False
         self._signals_seen = 0
         self._baseline: tuple[Report, int, int, int, int, int] | None = None
         self._hold: _signals.Cleaning | None = None
+        self._command_set = False
+        self._forget_hook: Callable[[], None] | None = None
+        self.companions: ModuleType | None = None
 
     # -- configure / unconfigure
 
@@ -301,7 +372,16 @@ class _Plugin:
         except PolicyError as exc:
             raise pytest.UsageError(f"cleanroom: {exc}") from None
         self._registry_before = before
-        if not self.worker:
+        if self.worker:
+            # The journal names the run's command, not the worker's "-c".
+            workerinput = config.workerinput  # type: ignore[attr-defined]
+            argv = workerinput.get("mainargv") or []
+            if argv:
+                _session.set_command(
+                    f"{' '.join(argv)} (xdist worker {workerinput['workerid']})"
+                )
+                self._command_set = True
+        else:
             # Set before xdist starts its workers, so that they inherit them.
             if not os.environ.get(_ENV_SESSION):
                 self._setenv(_ENV_SESSION, new_id())
@@ -330,6 +410,12 @@ class _Plugin:
         os.environ[name] = value
 
     def unconfigure(self) -> None:
+        if self._forget_hook is not None:
+            self._forget_hook()
+            self._forget_hook = None
+        if self._command_set:
+            _session.set_command(None)
+            self._command_set = False
         for name, value in self._environ.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -423,7 +509,11 @@ class _Plugin:
         return Outcome.PASSED
 
     def close(self, opened: _Open, outcome: Outcome | None = None) -> None:
-        """Close a fixture's scope by the outcome of what it covered."""
+        """
+        Close a fixture's scope by the outcome of what it covered. One closed
+        in the test's loop already has nothing left to clean: this leaves the
+        context that the fixture entered it in.
+        """
         if opened.broad:
             if opened not in self.broad:
                 return
@@ -434,6 +524,71 @@ class _Plugin:
         scope.set_outcome(outcome or self.outcome(opened))
         scope.__exit__(None, None, None)
 
+    @asynccontextmanager
+    async def in_loop(self, scope: Scope) -> AsyncIterator[None]:
+        """
+        Enter *scope* in the running event loop and close it there, by the
+        outcome of what it covered, when the block ends.
+        """
+        opened = next(
+            (o for o in (*self.tests.values(), *self.broad) if o.scope is scope), None
+        )
+        if opened is None:
+            yield
+            return
+        await scope.__aenter__()
+        try:
+            yield
+        finally:
+            # The fixture closes it again (with nothing left to clean, unless
+            # something was added since): a wider scope may be entered in
+            # another loop, anyio's next backend, before then.
+            scope.set_outcome(self.outcome(opened))
+            await scope.__aexit__(None, None, None)
+
+    def close_in_loop(self, item: pytest.Item, names: list[str]) -> None:
+        """
+        Have the scopes that the async test *item* uses closed in its event
+        loop: put the companion fixture of each before the first fixture that
+        could use that scope.
+        """
+        runner = _async_runner(item)
+        if runner is None:
+            return
+        from . import _pytest_loops
+
+        library, loop_scope = runner
+        if loop_scope not in _pytest_loops.SCOPES:
+            return  # pytest-asyncio reports the bad marker
+        widest = _pytest_loops.SCOPES.index(loop_scope)
+        for scope, fixture in _pytest_loops.FIXTURES.items():
+            rank = _pytest_loops.SCOPES.index(scope)
+            if fixture not in names or rank > widest:
+                # A loop that ends before the fixture does: it closes as a
+                # sync fixture, in a loop of its own.
+                continue
+            if library == "anyio":
+                name = _pytest_loops.anyio_name(scope)
+            else:
+                name = _pytest_loops.asyncio_name(scope, loop_scope)
+            if name in names:
+                continue
+            if self.companions is None:
+                self.companions = _pytest_loops.companions(
+                    self.in_loop,
+                    asyncio=self.config.pluginmanager.has_plugin("asyncio"),
+                )
+                self.config.pluginmanager.register(self.companions, "cleanroom-loops")
+            at = next(
+                (
+                    index
+                    for index, other in enumerate(names)
+                    if _pytest_loops.SCOPES.index(_fixture_scope(item, other)) <= rank
+                ),
+                len(names),
+            )
+            names.insert(at, name)
+
     def _write(self, line: str) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
@@ -442,53 +597,68 @@ class _Plugin:
     # -- hooks
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        """Sweep the orphans of dead sessions, once per run (in xdist's controller)."""
+        """
+        Sweep what ended sessions left, once per run (in xdist's controller),
+        and have xdist's controller pass SIGTERM on to its workers at once.
+        """
         self.session = session
         config = self.config
         if self.worker:
             return
+        if self._own_signals and config.pluginmanager.has_plugin("dsession"):
+            # Each worker runs its own tests' cleanups; without the signal,
+            # xdist waits 10 s for workers that go on testing, then kills them.
+            self._forget_hook = _signals.on_sigterm(_terminate_workers)
         if config.getoption("cleanroom_no_sweep") or not config.getini(
             "cleanroom_sweep"
         ):
             return
-        swept = _sweep_at_start()
-        if swept:
-            self._write(
-                f"cleanroom: swept {swept} orphaned resource{'s' if swept != 1 else ''}"
-            )
+        self.swept = _sweep_at_start(_retention(config))
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """
         Give every test that carries the ``cleanroom`` marker its scope, so that
         the marker's policy holds for ``with_cleanup`` and ``managed_resources``
-        in it, and check the marker's settings once. Track the tests only
-        when some test uses cleanroom's fixtures.
+        in it, and check the marker's settings once. Have async tests' scopes
+        closed in their event loop. Track the tests only when some test uses
+        cleanroom's fixtures.
         """
         cache = self._marked
         used = False
         for item in items:
-            names = getattr(item, "fixturenames", None)
-            if not used and names and not FIXTURES.isdisjoint(names):
+            names: list[str] | None = getattr(item, "fixturenames", None)
+            uses = names is not None and not FIXTURES.isdisjoint(names)
+            if _marked(item, cache):
+                try:
+                    item.stash[_MARKER] = marker_settings(item)
+                except PolicyError as exc:
+                    raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
+                if names is not None:
+                    uses = True
+                    if "cleanroom" not in names:
+                        names.append("cleanroom")
+            if uses and names is not None:
                 used = True
-            if not _marked(item, cache):
-                continue
-            try:
-                item.stash[_MARKER] = marker_settings(item)
-            except PolicyError as exc:
-                raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
-            if names is not None:
-                used = True
-                if "cleanroom" not in names:
-                    names.append("cleanroom")
+                self.close_in_loop(item, names)
         if used:
             self.track()
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_keyboard_interrupt(
         self, excinfo: pytest.ExceptionInfo[BaseException]
     ) -> None:
-        """Remember the interrupt: the scopes torn down from now on were interrupted."""
+        """
+        Remember the interrupt: the scopes torn down from now on were
+        interrupted. For SIGTERM, keep only the traceback's last entry (the
+        one pytest reports) unless ``--fulltrace`` is given: formatting the
+        whole of it takes seconds of the grace a runner gives before SIGKILL.
+        """
         self.interrupt = excinfo.value
         self._hold_signals()
+        if isinstance(excinfo.value, Terminated) and not self.config.getoption(
+            "fulltrace", False
+        ):
+            excinfo.traceback = excinfo.traceback[-1:]
 
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_sessionfinish(
@@ -577,6 +747,7 @@ class _Plugin:
     def summary(self) -> dict[str, Any]:
         """The local summary with those of xdist's workers added."""
         total = self.local_summary()
+        total["swept"] = list(self.swept)
         for remote in self.remote:
             for key in ("cleaned", "collected", "forgotten"):
                 total[key] += int(remote.get(key, 0))
@@ -585,14 +756,70 @@ class _Plugin:
         return total
 
 
-def _sweep_at_start() -> int:
-    """Remove the orphaned resources of dead sessions; return how many."""
+def _terminate_workers() -> None:
+    """Send SIGTERM to this process's xdist workers (execnet's popen gateways)."""
+    try:
+        from execnet.gateway_io import popen_bootstrapline
+    except ImportError:  # pragma: no cover - xdist needs execnet
+        return
+    proc = Path("/proc")
+    if not proc.is_dir():  # pragma: no cover - found through /proc (Linux)
+        return
+    marker = b"\0-c\0" + popen_bootstrapline.encode() + b"\0"
+    me = str(os.getpid())
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _session.stat_fields(int(entry.name))
+        if fields is None or len(fields) < 2 or fields[1] != me:  # noqa: PLR2004
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGTERM)
+
+
+def _sweep_at_start(retention: Retention) -> list[dict[str, Any]]:
+    """
+    Remove what ended sessions left: orphans, and kept resources past their
+    retention; return what was removed, for the summary.
+    """
     from ._crash import _sweep
 
     try:
-        return int(_sweep.session_start_sweep())
+        report = _sweep.session_start_sweep(
+            os.environ.get(_ENV_SESSION) or None, retention
+        )
     except Exception:  # it promises not to raise; a sweep must never stop a run
-        return 0
+        return []
+    if report is None:
+        return []
+    return [
+        {
+            "what": result.description,
+            "reason": result.reason or "",
+            "session": result.session or "",
+        }
+        for result in report.results
+        if result.action == "removed"
+    ]
+
+
+def _swept_line(swept: Sequence[Mapping[str, Any]]) -> str:
+    """Say how many resources of earlier sessions the start-of-run sweep removed."""
+    kept = sum(1 for entry in swept if entry["reason"].startswith("kept"))
+    parts = []
+    if len(swept) - kept:
+        parts.append(f"{len(swept) - kept} orphaned")
+    if kept:
+        parts.append(f"{kept} kept past their retention")
+    plural = "s" if len(swept) != 1 else ""
+    return (
+        f"swept {len(swept)} resource{plural} of earlier sessions ({', '.join(parts)})"
+    )
 
 
 def _write_summary(
@@ -602,10 +829,21 @@ def _write_summary(
 ) -> None:
     verbose = verbosity > 0
     kept, failed = summary["kept"], summary["failed"]
-    if not (kept or failed or (verbose and _anything(summary))):
+    swept = summary.get("swept", [])
+    if not (kept or failed or swept or (verbose and _anything(summary))):
         return
     write = terminalreporter.write_line
     terminalreporter.section("cleanroom")
+    if swept:
+        write(f"{_swept_line(swept)}:")
+        shown_swept = None if verbose else SUMMARY_LINES
+        for entry in swept[:shown_swept]:
+            write(
+                f"    {entry['what']} of session {entry['session'][:12]}: "
+                f"{entry['reason']}"
+            )
+        if shown_swept is not None and len(swept) > shown_swept:
+            write(f"    ... and {len(swept) - shown_swept} more (-v lists them all)")
     counts = [
         f"{summary['cleaned']} cleaned",
         f"{len(kept)} kept",
@@ -614,7 +852,8 @@ def _write_summary(
     if verbose:
         counts.append(f"{summary['collected']} collected before their scope closed")
         counts.append(f"{summary['forgotten']} forgotten")
-    write(", ".join(counts))
+    if kept or failed or verbose:
+        write(", ".join(counts))
     shown = None if verbose else SUMMARY_LINES
     _write_entries(write, kept, "kept", "kept", shown, verbose=verbose)
     _write_entries(
@@ -639,6 +878,36 @@ def _write_entries(
             write(f"    delete it with: {entry['hint']}")
     if shown is not None and len(entries) > shown:
         write(f"... and {len(entries) - shown} more {what} (-v lists them all)")
+
+
+def _async_runner(item: pytest.Item) -> tuple[str, str] | None:
+    """
+    Tell which plugin runs the async test *item* and how long its event loop
+    may live: ``("asyncio", loop scope)`` for pytest-asyncio, ``("anyio",
+    the scope of anyio_backend)`` for anyio's plugin; ``None`` for the rest.
+    """
+    if not iscoroutinefunction(getattr(item, "obj", None)):
+        return None
+    config = item.config
+    marker = item.get_closest_marker("asyncio")
+    if marker is not None and config.pluginmanager.has_plugin("asyncio"):
+        loop_scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope")
+        if not loop_scope:
+            try:
+                loop_scope = config.getini("asyncio_default_test_loop_scope")
+            except ValueError:  # pytest-asyncio before 0.26 has no such key
+                loop_scope = None
+        return "asyncio", str(loop_scope or "function")
+    if "anyio_backend" in item.fixturenames:  # type: ignore[attr-defined]
+        return "anyio", _fixture_scope(item, "anyio_backend")
+    return None
+
+
+def _fixture_scope(item: pytest.Item, name: str) -> str:
+    """Return the scope of *item*'s fixture *name*: "function" if unknown."""
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.get(name) if info is not None else None
+    return str(definitions[-1].scope) if definitions else "function"
 
 
 def _journal_value(value: str, base: Path) -> str:
@@ -670,14 +939,18 @@ def pytest_configure(config: pytest.Config) -> None:
         "cleanroom(level=..., on_failure=..., force=..., wait_after=..., wait=..., "
         "timeout=..., concurrency=..., on_error=..., check_leaks=...): the cleanup "
         "policy of the test's cleanroom scopes; the closest marker wins, setting "
-        "by setting. check_leaks is accepted for the coming leak detection and "
-        "checks nothing yet.",
+        "by setting. check_leaks=True, 'raise', 'warn', False or a dict of "
+        "cleanroom.no_leaks() settings checks the test, from its setup to its "
+        "teardown, for what it left behind.",
     )
     plugin = _Plugin(config)
     plugin.configure()
     config.stash[_PLUGIN] = plugin
     _active.append(plugin)
     config.pluginmanager.register(plugin, "cleanroom-run")
+    config.pluginmanager.register(
+        _leaks_pytest.LeakPlugin(config), "cleanroom-leak-checks"
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

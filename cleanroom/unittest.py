@@ -29,8 +29,10 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from ._core import _context
+from ._core._context import CheckLeaks
 from ._core._policy import Outcome, Policy
 from ._core._scope import Scope
+from ._leaks._check import LeakCheck, from_setting
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -157,6 +159,11 @@ class CleanroomMixin:
     SIGTERM close both scopes as interrupted, which cleans them, although
     unittest itself skips ``tearDown`` and the cleanups then.
 
+    With :attr:`cleanroom_check_leaks`, each test is checked for what it left
+    behind (threads, tasks, file descriptors, child processes, objects), from
+    before ``setUp`` to after its scope closed; a leak is an error of a test
+    that otherwise passed.
+
     The policy comes from the class attribute :attr:`cleanroom_policy` (over
     the command line, the environment and ``pyproject.toml``); bad settings
     fail when the class is defined. A test method decorated with
@@ -173,6 +180,14 @@ class CleanroomMixin:
     #: ``{"level": "pods", "wait_after": 5}``.
     cleanroom_policy: ClassVar[Mapping[str, Any]] = {}
 
+    #: Whether and how each test is checked for leaks, as ``check_leaks`` of
+    #: :func:`~cleanroom.managed_resources` takes it — ``True`` or ``"raise"``,
+    #: ``"warn"``, a dict of :func:`~cleanroom.no_leaks` settings — or ``None``
+    #: (the default) for no check.
+    #:
+    #: .. versionadded:: 0.2.0
+    cleanroom_check_leaks: ClassVar[CheckLeaks] = None
+
     #: The scope of the running test.
     cleanroom: Scope
 
@@ -181,10 +196,16 @@ class CleanroomMixin:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         Policy().evolve(**_settings(cls))
+        from_setting(cls.cleanroom_check_leaks)
 
     def _cleanroom_open(self, watcher: _Watcher | None) -> Scope:
         scope = Scope(_test_id(self), **_settings(type(self)))
         self.cleanroom = scope
+        check = from_setting(type(self).cleanroom_check_leaks)
+        self._cleanroom_leaks = check
+        if check is not None:
+            check.name = _test_id(self)
+            check.start()
         self._cleanroom_watcher = watcher
         test_context = getattr(self, "_asyncioTestContext", None)
         if test_context is not None:
@@ -228,11 +249,25 @@ class CleanroomMixin:
         return scope
 
     def _cleanroom_close(self) -> None:
-        self._cleanroom_settle(self._cleanroom_outcome()).__exit__(None, None, None)
+        try:
+            self._cleanroom_settle(self._cleanroom_outcome()).__exit__(None, None, None)
+        finally:
+            check = self._cleanroom_leaks
+            if check is not None and check.running:
+                check.stop()
+                self._cleanroom_conclude(check)
+
+    def _cleanroom_conclude(self, check: LeakCheck) -> None:
+        # A failed test's leftovers may be kept on purpose (on_failure="keep").
+        if self._cleanroom_outcome() is not Outcome.FAILED:
+            check.conclude()
 
     def _cleanroom_interrupted(self, exc: BaseException) -> None:
         """Close what unittest will not: it re-raises interrupts past its cleanups."""
         outcome = Outcome.from_exception(exc)
+        check = self._cleanroom_leaks
+        if check is not None and check.running:
+            check.stop()
         try:
             self._cleanroom_settle(outcome).__exit__(type(exc), exc, exc.__traceback__)
         finally:
@@ -321,6 +356,12 @@ class IsolatedAsyncioCleanroomTestCase(
         return scope
 
     async def _cleanroom_aclose(self) -> None:
-        await self._cleanroom_settle(self._cleanroom_outcome()).__aexit__(
-            None, None, None
-        )
+        try:
+            await self._cleanroom_settle(self._cleanroom_outcome()).__aexit__(
+                None, None, None
+            )
+        finally:
+            check = self._cleanroom_leaks
+            if check is not None and check.running:
+                await check.astop()
+                self._cleanroom_conclude(check)

@@ -42,20 +42,32 @@ nitpick_ignore = [
     ("py:class", "collections.abc.Iterator"),
     ("py:class", "collections.abc.Iterable"),
     ("py:class", "collections.abc.Callable"),
+    ("py:class", "collections.abc.Iterable"),
     ("py:class", "collections.abc.Mapping"),
     ("py:class", "collections.abc.Sequence"),
     ("py:class", "contextlib.AsyncExitStack"),
     ("py:class", "contextlib.ExitStack"),
+    ("py:class", "EllipsisType"),  # timeout=...: "not given"
+    ("py:class", "types.EllipsisType"),
     ("py:class", "os.PathLike"),
     ("py:class", "Path"),
     ("py:class", "pathlib.Path"),
     ("py:class", "subprocess.Popen"),
     ("py:func", "fnmatch.fnmatchcase"),
+    ("py:mod", "tracemalloc"),
     ("py:class", "tempfile.TemporaryDirectory"),
     ("py:func", "tempfile.mkdtemp"),
     ("py:func", "tempfile.mkstemp"),
     ("py:class", "unittest.IsolatedAsyncioTestCase"),
     ("py:class", "unittest.TestCase"),
+    # docker-py's types (cleanroom[docker]).
+    ("py:class", "docker.DockerClient"),
+    ("py:class", "docker.models.containers.Container"),
+    ("py:class", "docker.models.networks.Network"),
+    ("py:class", "docker.models.volumes.Volume"),
+    ("py:class", "Container"),
+    ("py:class", "Network"),
+    ("py:class", "Volume"),
     # Type variables and aliases of the signatures.
     ("py:class", "~P"),
     ("py:class", "cleanroom._core._api.R"),
@@ -65,6 +77,8 @@ nitpick_ignore = [
     ("py:class", "LabelStyle"),
     ("py:class", "OnError"),
     ("py:class", "OnFailure"),
+    ("py:class", "OnLeak"),
+    ("py:class", "CheckLeaks"),
 ]
 
 

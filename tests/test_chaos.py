@@ -334,7 +334,10 @@ print("ok", flush=True)
 class TestDamagedJournal:
     @pytest.mark.parametrize("content", ["garbage", "foreign", "truncated"])
     def test_program_runs_on(self, tmp_path: Path, content: str) -> None:
-        """A damaged or foreign journal is set aside; the program works and exits 0."""
+        """
+        The program works and exits 0 whatever the journal: a damaged one is
+        set aside, a file that is no cleanroom journal is left as it was.
+        """
         journal = tmp_path / "journal.sqlite3"
         if content == "garbage":
             journal.write_bytes(os.urandom(8192))
@@ -346,6 +349,7 @@ class TestDamagedJournal:
         else:
             Journal(journal).close()
             journal.write_bytes(journal.read_bytes()[:1000])
+        before = journal.read_bytes()
         root = tmp_path / "root"
         root.mkdir()
         result = subprocess.run(
@@ -359,14 +363,19 @@ class TestDamagedJournal:
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "ok"
         assert "Traceback" not in result.stderr
-        assert "moved to" in result.stderr
         assert list(root.iterdir()) == []
+        if content != "truncated":
+            assert "is not a cleanroom journal" in result.stderr
+            assert journal.read_bytes() == before
+            assert not list(tmp_path.glob("journal.sqlite3.corrupt-*"))
+            return
+        assert "moved to" in result.stderr
         assert len(list(tmp_path.glob("journal.sqlite3.corrupt-*"))) == 1
         with Journal(journal) as opened:
             assert {row.state for row in opened.rows()} == {"cleaned"}
 
     def test_damaged_while_running(self, tmp_path: Path) -> None:
-        """A journal replaced by garbage mid-run is rebuilt, and still guards a kill."""
+        """A journal damaged mid-run is rebuilt, and still guards a kill."""
         journal = tmp_path / "journal.sqlite3"
         root = tmp_path / "root"
         root.mkdir()
@@ -395,9 +404,11 @@ time.sleep(300)
         assert child.stdin is not None
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "made"
+        header = journal.read_bytes()[:100]
         for suffix in ("", "-wal", "-shm"):
             Path(f"{journal}{suffix}").unlink(missing_ok=True)
-        journal.write_bytes(b"\0garbage" * 2000)
+        # Still a cleanroom journal by its header, damaged after it.
+        journal.write_bytes(header + b"\0garbage" * 2000)
         child.stdin.write("go\n")
         child.stdin.flush()
         assert child.stdout.readline().strip() == "made"

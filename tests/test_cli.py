@@ -4,13 +4,17 @@ Tests of the ``cleanroom`` command: help, ``check``, ``list``, ``sweep`` and ``r
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import termios
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -198,11 +202,10 @@ class TestCheck:
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout)
         assert report["ok"] is True
-        assert {trip["name"]: trip["ok"] for trip in report["roundtrips"]} == {
-            "files": True,
-            "processes": True,
-            "tasks": True,
-        }
+        trips = {trip["name"]: trip["ok"] for trip in report["roundtrips"]}
+        # A backend takes part where its service answers, and must pass then.
+        assert trips.pop("docker", True) is True
+        assert trips == {"files": True, "processes": True, "tasks": True}
         assert report["journal"]["ok"] is True
         assert str(journal) in report["journal"]["detail"]
         assert report["orphans"] == 0
@@ -231,7 +234,7 @@ class TestCheck:
     def test_orphans_counted(self, populated: Path) -> None:
         """check says how many orphans a sweep would remove."""
         result = cleanroom("check", journal=populated)
-        assert "orphans: 3 would be removed" in result.stdout
+        assert "orphans: 2 would be removed" in result.stdout
 
     def test_journal_off(self) -> None:
         """check works with journaling off, and says so."""
@@ -316,18 +319,94 @@ class TestList:
         assert not path.exists()
 
 
+def foreign_database(path: Path) -> bytes:
+    """Make *path* another program's sqlite file; return its bytes."""
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (text TEXT)")
+    conn.execute("INSERT INTO notes VALUES ('mine')")
+    conn.commit()
+    conn.close()
+    return path.read_bytes()
+
+
+class TestUnusableJournal:
+    @pytest.mark.parametrize(
+        "args", [["list"], ["sweep", "--dry-run"], ["sweep", "--yes"]]
+    )
+    def test_foreign_file_refused_never_moved(
+        self, journal: Path, args: list[str]
+    ) -> None:
+        """Another program's sqlite file is refused by every command, never moved."""
+        before = foreign_database(journal)
+        result = cleanroom(*args, journal=journal)
+        assert result.returncode == 1
+        assert "is not a cleanroom journal" in result.stderr
+        assert "another program" in result.stderr
+        assert journal.read_bytes() == before
+        assert [p.name for p in journal.parent.iterdir()] == [journal.name]
+
+    def test_damaged_journal_moved_only_by_writers(
+        self, journal: Path, tmp_path: Path
+    ) -> None:
+        """Reading commands report a damaged journal; a sweep sets it aside."""
+        Journal(journal).close()
+        conn = sqlite3.connect(journal)
+        conn.execute("ALTER TABLE resources DROP COLUMN attempts")
+        conn.close()
+        for args in (["list"], ["sweep", "--dry-run"]):
+            result = cleanroom(*args, journal=journal)
+            assert result.returncode == 1
+            assert "is damaged" in result.stderr
+            assert [p.name for p in tmp_path.iterdir()] == [journal.name]
+        assert cleanroom("sweep", "--yes", journal=journal).returncode == 0
+        assert list(tmp_path.glob("journal.sqlite3.corrupt-*"))
+
+    def test_directory_or_unwritable(self, tmp_path: Path) -> None:
+        """list fails when the journal is a directory or could never be created."""
+        folder = tmp_path / "folder"
+        folder.mkdir()
+        result = cleanroom("list", journal=folder)
+        assert result.returncode == 1
+        assert f"cannot open the journal {folder}" in result.stderr
+        blocker = tmp_path / "file"
+        blocker.write_text("")
+        below = blocker / "journal.sqlite3"
+        result = cleanroom("list", journal=below)
+        assert result.returncode == 1
+        assert f"{blocker} is not a directory" in result.stderr
+
+    def test_unknown_session_listed(self, populated: Path) -> None:
+        """list --session with an id that no session has says so."""
+        result = cleanroom("list", "--session", "zzz", journal=populated)
+        assert result.returncode == 1
+        assert "no session 'zzz' in the journal" in result.stderr
+
+
 class TestSweepCommand:
     def test_dry_run_then_sweep(self, populated: Path, folder: Path) -> None:
         """--dry-run shows the orphans; a sweep removes them and no more."""
         preview = cleanroom("sweep", "--dry-run", journal=populated)
         assert preview.returncode == 0
         assert "would remove  marker 'leaked-one'" in preview.stdout
-        assert "3 orphans would be removed" in preview.stdout
+        assert "2 orphans would be removed" in preview.stdout
         assert len(list(folder.iterdir())) == 4
         result = cleanroom("sweep", journal=populated)
         assert result.returncode == 0, result.stderr
-        assert "removed 3 orphans" in result.stdout
+        assert "removed 2 orphans" in result.stdout
+        assert sorted(p.name for p in folder.iterdir()) == ["kept-one", "live-one"]
+
+    def test_kept_on_demand(self, populated: Path, folder: Path) -> None:
+        """Kept resources stay for their retention; --kept removes them now."""
+        assert cleanroom("sweep", journal=populated).returncode == 0
+        assert (folder / "kept-one").exists()
+        result = cleanroom("sweep", "--kept", journal=populated)
+        assert result.returncode == 0, result.stderr
+        assert "removed       marker 'kept-one'" in result.stdout
+        assert "kept; removed on demand" in result.stdout
         assert sorted(p.name for p in folder.iterdir()) == ["live-one"]
+        both = cleanroom("sweep", "--kept", "--keep-kept", journal=populated)
+        assert both.returncode == 2
+        assert "--kept and --keep-kept" in both.stderr
 
     def test_json_and_filters(self, populated: Path, folder: Path) -> None:
         """--json reports results; --keep-kept and --kind narrow the sweep."""
@@ -412,6 +491,61 @@ class TestSweepCommand:
         assert missing.returncode == 2
         assert "no_such_module_here" in missing.stderr
 
+    def test_empty_prefix(self, journal: Path) -> None:
+        """An empty --prefix is a usage error, not a traceback."""
+        result = cleanroom(
+            "sweep", "--prefix", "", "--kind", "path", "--yes", journal=journal
+        )
+        assert result.returncode == 2
+        assert "--prefix: a prefix rule needs a non-empty prefix" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_unknown_kind(self, populated: Path) -> None:
+        """An unknown --kind is an error naming the known ones, journaled included."""
+        result = cleanroom("sweep", "--kind", "nope", journal=populated)
+        assert result.returncode == 2
+        assert "unknown kind 'nope'; known: " in result.stderr
+        for known in ("'marker'", "'path'", "'process'", "'tempdir'"):
+            assert known in result.stderr
+        alias = cleanroom("sweep", "--dry-run", "--kind", "markers", journal=populated)
+        assert alias.returncode == 0, alias.stderr
+
+    def test_unknown_session(self, populated: Path) -> None:
+        """A --session that names no session of the journal says so."""
+        result = cleanroom("sweep", "--session", "zzz", journal=populated)
+        assert result.returncode == 1
+        assert "no session 'zzz' in the journal" in result.stderr
+
+    def test_watch_named_by_what_goes(self, journal: Path, tmp_path: Path) -> None:
+        """A watch's sweep line names the new paths under its root, not the root."""
+        workspace = tmp_path / "workspace"
+        workspace.mkdir()
+        (workspace / "mine.txt").write_text("keep me")
+        script = tmp_path / "leave.py"
+        script.write_text(
+            "import os, signal, sys\n"
+            "from cleanroom import Scope\n"
+            "scope = Scope('leave')\n"
+            "scope.watch(sys.argv[1])\n"
+            "open(os.path.join(sys.argv[1], 'new.txt'), 'w').close()\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n"
+        )
+        subprocess.run(
+            [sys.executable, str(script), str(workspace)],
+            env={
+                **os.environ,
+                "CLEANROOM_JOURNAL": str(journal),
+                "CLEANROOM_REAPER": "off",
+            },
+            check=False,
+            timeout=60,
+        )
+        preview = cleanroom("sweep", "--dry-run", journal=journal)
+        assert f"would remove  new paths under '{workspace}'" in preview.stdout
+        result = cleanroom("sweep", journal=journal)
+        assert f"removed       new paths under '{workspace}'" in result.stdout
+        assert [p.name for p in workspace.iterdir()] == ["mine.txt"]
+
     def test_failure_exit_status(self, journal: Path, folder: Path) -> None:
         """A removal that fails makes sweep exit 1 and say why."""
         with Journal(journal) as opened:
@@ -455,6 +589,15 @@ sys.exit(int(mode))
 """
 
 
+def alive(pid: int) -> bool:
+    """Tell whether *pid* runs (a zombie has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}
+
+
 def run_child(
     journal: Path, folder: Path, mode: str, *options: str
 ) -> subprocess.CompletedProcess[str]:
@@ -489,9 +632,107 @@ class TestRun:
         assert level == "all"
         assert path == str(journal)
         with Journal(journal) as opened:
-            rows = opened.rows(session=session)
+            rows = [
+                row
+                for row in opened.rows(session=session)
+                if row.scope != "cleanroom run"
+            ]
         assert len(rows) == 2
         assert {row.state for row in rows} == {"cleaned"}
+
+    def test_killed_run_ends_the_command(self, journal: Path, tmp_path: Path) -> None:
+        """
+        SIGKILL of run itself: its reaper ends the command's process group
+        within seconds, then the rest of the session is cleaned.
+        """
+        script = tmp_path / "leave.py"
+        script.write_text(
+            textwrap.dedent(
+                """
+                import os, pathlib, subprocess, sys, time
+                from cleanroom import Scope
+
+                folder = pathlib.Path(sys.argv[1])
+                scope = Scope("leave").__enter__()
+                made = scope.tempdir(dir=folder)
+                tracked = scope.popen(["sleep", "300"])
+                grouped = subprocess.Popen(["sleep", "301"])
+                pids = f"{os.getpid()} {tracked.pid} {grouped.pid}"
+                (folder / "pids").write_text(pids)
+                (folder / "ready").write_text(str(made))
+                time.sleep(60)
+                """
+            )
+        )
+        command_line = [sys.executable, str(script), str(tmp_path)]
+        run = subprocess.Popen(
+            [sys.executable, "-m", "cleanroom", "run", "--", *command_line],
+            env={**os.environ, "CLEANROOM_JOURNAL": str(journal)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        ready = tmp_path / "ready"
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert run.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        command, *others = map(int, (tmp_path / "pids").read_text().split())
+        made = Path(ready.read_text())
+        killed = time.monotonic()
+        run.kill()
+        assert run.wait() == -signal.SIGKILL
+        while alive(command):
+            assert time.monotonic() - killed < 30, "the command still runs"
+            time.sleep(0.02)
+        ended = time.monotonic() - killed
+        # The issue asks for 5 s at most; 10 leaves room for a loaded machine.
+        assert ended <= 10, f"the command ended {ended:.1f} s after run was killed"
+        while any(map(alive, others)) or made.exists():
+            assert time.monotonic() - killed < 60, "the session was not cleaned"
+            time.sleep(0.05)
+
+    def test_command_process_group(self, journal: Path) -> None:
+        """
+        The command leads a process group of its own, which can be ended
+        whole; at a terminal's foreground it stays in run's, keeping the
+        terminal.
+        """
+        show = "import os; print('pid', os.getpid(), 'pgid', os.getpgrp())"
+        args = ["run", "--", sys.executable, "-c", show]
+        result = cleanroom(*args, journal=journal)
+        assert result.returncode == 0, result.stderr
+        _, pid, _, pgid = result.stdout.split()
+        assert pid == pgid
+        primary, secondary = pty.openpty()
+
+        def take_terminal() -> None:
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cleanroom", *args],
+            stdin=secondary,
+            stdout=secondary,
+            stderr=secondary,
+            env={**os.environ, "CLEANROOM_JOURNAL": str(journal)},
+            preexec_fn=take_terminal,  # noqa: PLW1509
+        )
+        os.close(secondary)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        os.close(primary)
+        assert process.wait(60) == 0
+        _, pid, _, pgid = output.decode().split()[:4]
+        assert pid != pgid
+        assert int(pgid) == process.pid
 
     def test_kept_resources_stay(self, journal: Path, folder: Path) -> None:
         """What a failed command kept on purpose stays, for list and the next sweep."""
@@ -501,6 +742,8 @@ class TestRun:
         listing = cleanroom("list", journal=journal)
         assert "kept      marker 'made' — failed" in listing.stdout
         assert cleanroom("sweep", journal=journal).returncode == 0
+        assert (folder / "made").exists()
+        assert cleanroom("sweep", "--kept", journal=journal).returncode == 0
         assert list(folder.iterdir()) == []
 
     def test_policy_checked(self, journal: Path) -> None:

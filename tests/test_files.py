@@ -622,6 +622,56 @@ class TestRefusals:
             scope.track_path(door / "victim")
         assert victim.read_text() == "precious"
 
+    @pytest.mark.parametrize("how", ["watch", "track_glob"])
+    def test_linked_root_pointing_outside(self, sandbox: Sandbox, how: str) -> None:
+        """A watched root that is a link out of the allowed roots is refused."""
+        victim = sandbox.outside / "victim"
+        door = sandbox.tmp / "door"
+        door.symlink_to(sandbox.outside, target_is_directory=True)
+        with Scope() as scope:
+            with pytest.raises(UnsafePathError) as info:
+                if how == "watch":
+                    scope.watch(door)
+                else:
+                    scope.track_glob("*", door)
+            victim.write_text("appeared later")
+            assert scope.resources() == []
+        assert victim.read_text() == "appeared later"
+        message = str(info.value)
+        assert f"it is a link to {str(sandbox.outside)!r}" in message
+        assert "outside every allowed root" in message
+        assert repr(str(sandbox.tmp)) in message
+
+    def test_linked_root_pointing_inside(self, sandbox: Sandbox) -> None:
+        """A link to a directory inside the allowed roots is resolved once."""
+        real = sandbox.tmp / "real"
+        real.mkdir()
+        link = sandbox.cwd / "link"
+        link.symlink_to(real, target_is_directory=True)
+        with Scope() as scope:
+            resource = scope.watch(link)
+            (real / "new.txt").write_text("x")
+        assert resource.identity["root"] == str(real)
+        assert list(real.iterdir()) == []
+        assert link.is_symlink()
+
+    def test_tilde_is_the_home_directory(self, sandbox: Sandbox) -> None:
+        """A path starting with ~ is expanded; ~ itself stays refused."""
+        with Scope(level="none") as scope:
+            with pytest.raises(UnsafePathError, match="it is the home directory"):
+                scope.track_path("~")
+            with pytest.raises(UnsafePathError, match="outside every allowed root"):
+                scope.track_path("~/notes.txt")
+            assert scope.resources() == []
+        assert not (sandbox.cwd / "~").exists()
+        allowed = sandbox.home / "work"
+        allowed.mkdir()
+        note = allowed / "notes.txt"
+        note.write_text("x")
+        with Scope() as scope:
+            assert scope.track_path("~/work/notes.txt", root="~/work") == note
+        assert not note.exists()
+
     def test_dotdot_escape(self, sandbox: Sandbox) -> None:
         """A path that climbs out of a root with .. is refused."""
         victim = sandbox.outside / "victim"

@@ -85,7 +85,11 @@ class TestFreesRuntime:
             worker = start_job(scope, tmp_path / "job-1")
         try:
             assert (tmp_path / "job-1").exists() is record
-            assert (worker.poll() is None) is runtime
+            if runtime:
+                assert worker.poll() is None
+            else:
+                # SIGKILL was sent; the process is gone once it is reaped.
+                assert worker.wait(timeout=10) == -signal.SIGKILL
         finally:
             worker.kill()
             worker.wait()

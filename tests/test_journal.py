@@ -223,36 +223,42 @@ class TestFile:
 
 
 class TestDamage:
-    def test_garbage_is_set_aside(
-        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
-    ) -> None:
-        """A file that is not sqlite is moved aside and a fresh journal started."""
+    def test_other_files_are_refused_never_moved(self, tmp_path: Path) -> None:
+        """A file that is not sqlite is refused, and left where and as it was."""
         target = tmp_path / "journal.sqlite3"
         target.write_bytes(b"this is not a database" * 100)
-        with (
-            caplog.at_level(logging.ERROR, logger="cleanroom"),
-            Journal(target) as journal,
-        ):
-            assert journal.health()["integrity"] == "ok"
-            (aside,) = journal.set_aside
-        assert aside.name.startswith("journal.sqlite3.corrupt-")
-        assert aside.read_bytes().startswith(b"this is not a database")
-        assert "moved to" in caplog.text
+        with pytest.raises(JournalUnavailable, match="is not a cleanroom journal"):
+            Journal(target)
+        assert target.read_bytes().startswith(b"this is not a database")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.sqlite3"]
 
-    def test_foreign_database_is_set_aside(self, tmp_path: Path) -> None:
-        """Another program's sqlite file is never written to: it is moved aside."""
+    def test_foreign_database_is_refused_never_moved(self, tmp_path: Path) -> None:
+        """Another program's sqlite file is never written to nor moved."""
         target = tmp_path / "journal.sqlite3"
         conn = sqlite3.connect(target)
         conn.execute("CREATE TABLE notes (text TEXT)")
         conn.execute("INSERT INTO notes VALUES ('mine')")
         conn.commit()
         conn.close()
-        with Journal(target) as journal:
-            (aside,) = journal.set_aside
-            assert journal.rows() == []
-        kept = sqlite3.connect(aside)
+        with pytest.raises(JournalUnavailable, match="another program") as info:
+            Journal(target)
+        assert "CLEANROOM_JOURNAL" in str(info.value)
+        kept = sqlite3.connect(target)
         assert kept.execute("SELECT text FROM notes").fetchall() == [("mine",)]
         kept.close()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.sqlite3"]
+
+    def test_readers_never_set_aside(self, tmp_path: Path) -> None:
+        """A damaged cleanroom journal opened only to read is reported, not moved."""
+        target = tmp_path / "journal.sqlite3"
+        Journal(target).close()
+        conn = sqlite3.connect(target)
+        conn.execute("ALTER TABLE resources DROP COLUMN attempts")
+        conn.close()
+        with pytest.raises(JournalUnavailable, match="is damaged") as info:
+            Journal(target, create=False, repair=False)
+        assert "missing resources.attempts" in str(info.value)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.sqlite3"]
 
     def test_same_version_other_layout_is_set_aside(self, tmp_path: Path) -> None:
         """A journal that claims this schema but lacks its columns is moved aside."""
@@ -445,7 +451,7 @@ class TestRecorder:
             path.unlink()
             Path(f"{path}-wal").unlink(missing_ok=True)
             Path(f"{path}-shm").unlink(missing_ok=True)
-            path.write_bytes(b"garbage" * 1000)
+            path.write_bytes(damaged_journal(tmp_path))
             markers.make(scope, tmp_path / "c")
             assert sorted(rows_of(path)) == [
                 ("marker", "a", "created"),
@@ -458,6 +464,15 @@ class TestRecorder:
             ("marker", "c", "cleaned"),
         ]
         assert list(path.parent.glob("journal.sqlite3.corrupt-*"))
+
+
+def damaged_journal(folder: Path) -> bytes:
+    """The bytes of a cleanroom journal whose every page after its header is garbage."""
+    fresh = folder / "fresh.sqlite3"
+    Journal(fresh).close()
+    data = fresh.read_bytes()
+    fresh.unlink()
+    return data[:100] + b"garbage" * 1000
 
 
 WORKER = """

@@ -25,8 +25,10 @@ RANKS = {
     "cleanroom._crash": 2,
     "cleanroom._cli": 3,
     "cleanroom.pytest_plugin": 3,
+    "cleanroom._pytest_loops": 3,
     "cleanroom.unittest": 3,
     "cleanroom.leaks": 3,
+    "cleanroom._leaks": 3,
     "cleanroom.__main__": 3,
     "cleanroom": 4,
 }

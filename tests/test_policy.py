@@ -258,6 +258,49 @@ class TestResolve:
         assert registry.base_policy().timeout == 9
 
 
+class TestTimeoutNone:
+    def test_none_means_no_limit_everywhere(self, project: Path) -> None:
+        """timeout=None is no limit in every entry point; leaving it out inherits."""
+        write_pyproject(project, "timeout = 7")
+        assert cleanroom.Scope().policy.timeout == 7
+        assert cleanroom.Scope(timeout=None).policy.timeout is None
+        with cleanroom.Scope(timeout=None) as parent:
+            assert parent.child("c").policy.timeout is None
+            assert parent.child("d", timeout=2).policy.timeout == 2
+        with cleanroom.Scope(timeout=3) as parent:
+            assert parent.child("c", timeout=None).policy.timeout is None
+        with cleanroom.managed_resources(timeout=None) as scope:
+            assert scope.policy.timeout is None
+        with cleanroom.managed_resources() as scope:
+            assert scope.policy.timeout == 7
+
+        @cleanroom.with_cleanup(timeout=None)
+        def unbounded() -> float | None:
+            return cleanroom.current_scope().policy.timeout
+
+        assert unbounded() is None
+        assert Policy(timeout=5).evolve(timeout=None).timeout is None
+        assert Policy(timeout=5).evolve(level=None).timeout == 5
+        assert Policy.resolve({"timeout": None}).timeout is None
+        assert Policy().timeout == 30
+
+    def test_marker(self, pytester: pytest.Pytester) -> None:
+        """@pytest.mark.cleanroom(timeout=None) is no limit too."""
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.mark.cleanroom(timeout=None)
+            def test_unbounded(cleanroom):
+                assert cleanroom.policy.timeout is None
+
+            def test_default(cleanroom):
+                assert cleanroom.policy.timeout == 30
+            """
+        )
+        pytester.runpytest_subprocess().assert_outcomes(passed=2)
+
+
 class TestOutcome:
     @pytest.mark.parametrize(
         ("exc", "outcome"),

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cleanroom._core._policy import POLICY_FIELDS
+from cleanroom._crash._journal import Journal
 
 pytest_plugins = ["pytester"]
 
@@ -539,7 +540,7 @@ class TestMarker:
         pytester.runpytest().assert_outcomes(passed=1)
 
     def test_check_leaks_is_accepted(self, pytester: pytest.Pytester) -> None:
-        """check_leaks=True is accepted (leak detection is not active yet)."""
+        """check_leaks=True passes a test that leaves nothing behind."""
         pytester.makepyfile(
             """
             import pytest
@@ -564,7 +565,7 @@ class TestMarker:
                 "*unknown @pytest.mark.cleanroom setting 'lvl'; valid: level*",
             ),
             ('"pods"', "*keyword arguments only*"),
-            ('check_leaks="yes"', "*check_leaks must be True or False*"),
+            ('check_leaks="yes"', "*check_leaks must be True, False, 'raise'*"),
             ("wait_after=-1", "*wait_after must be zero or more seconds*"),
         ],
     )
@@ -1088,12 +1089,17 @@ class TestSession:
         pytester.runpytest().assert_outcomes(passed=1)
 
     def test_sweep_at_start(self, pytester: pytest.Pytester) -> None:
-        """Orphans of a dead session are swept at start, and the run says so."""
+        """Orphans of a dead session are swept at start; the summary says which."""
         orphan = make_orphan(pytester)
         pytester.makepyfile("def test_it(): pass")
         result = pytester.runpytest_subprocess("-p", "no:randomly")
         result.assert_outcomes(passed=1)
-        result.stdout.fnmatch_lines(["cleanroom: swept 1 orphaned resource"])
+        result.stdout.fnmatch_lines(
+            [
+                "swept 1 resource of earlier sessions (1 orphaned):",
+                f"    tempdir '{orphan}' of session * orphaned: its owner died",
+            ]
+        )
         assert not orphan.exists()
 
     def test_no_sweep(self, pytester: pytest.Pytester) -> None:
@@ -1104,6 +1110,48 @@ class TestSession:
         result.assert_outcomes(passed=1)
         assert "swept" not in result.stdout.str()
         assert orphan.exists()
+
+    def test_kept_resources_survive_the_next_runs(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """What a run kept stays for the last N sessions, then a sweep says so."""
+        folder = pytester.mkdir("kept")
+        pytester.makepyfile(
+            f"""
+            def test_it(cleanroom):
+                cleanroom.tempdir(dir={str(folder)!r})
+            """
+        )
+        pytester.makeini(INI + "cleanroom_retention_count = 2\n")
+        first = pytester.runpytest_subprocess("--resource-cleanup", "none")
+        first.assert_outcomes(passed=1)
+        (made,) = folder.iterdir()
+        second = pytester.runpytest_subprocess("--resource-cleanup", "none")
+        second.assert_outcomes(passed=1)
+        assert made.exists()
+        assert "swept" not in second.stdout.str()
+        (later,) = (p for p in folder.iterdir() if p != made)
+        third = pytester.runpytest_subprocess()
+        third.assert_outcomes(passed=1)
+        assert list(folder.iterdir()) == [later]
+        third.stdout.fnmatch_lines(
+            [
+                "swept 1 resource of earlier sessions (1 kept past their retention):",
+                (
+                    f"    tempdir '{made}' of session * kept; 2 newer sessions ran "
+                    "(retention: 2)"
+                ),
+            ]
+        )
+
+    def test_retention_option_checked(self, pytester: pytest.Pytester) -> None:
+        """A bad retention is a usage error naming the value and the valid ones."""
+        pytester.makepyfile("def test_it(): pass")
+        result = pytester.runpytest_subprocess("--cleanroom-retention-count", "many")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(
+            ["*retention count must be a number of sessions (0 or more) or 'none'*"]
+        )
 
 
 def make_orphan(pytester: pytest.Pytester) -> Path:
@@ -1164,6 +1212,27 @@ class TestXdist:
         result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist")
         result.assert_outcomes(passed=2, failed=2)
         assert left(pytester) == ["a-fail", "b-fail"]
+
+    def test_journal_names_the_run_command(self, pytester: pytest.Pytester) -> None:
+        """Workers journal the run's command line (cleanroom list), not '-c'."""
+        pytester.makepyfile(
+            test_a="""
+            def test_pass(cleanroom, make):
+                make(cleanroom, "fake-pod", "a-pass")
+            """,
+            test_b="""
+            def test_pass(cleanroom, make):
+                make(cleanroom, "fake-pod", "b-pass")
+            """,
+        )
+        result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist")
+        result.assert_outcomes(passed=2)
+        with Journal(Path(os.environ["CLEANROOM_JOURNAL"])) as journal:
+            commands = sorted(owner.command for owner in journal.owners())
+        assert len(commands) == 2
+        for command, worker in zip(commands, ("gw0", "gw1"), strict=True):
+            assert "pytest" in command
+            assert command.endswith(f" -n 2 -p xdist (xdist worker {worker})")
 
     def test_summary_merges_the_workers(self, pytester: pytest.Pytester) -> None:
         """The controller's summary counts and lists what every worker did."""
@@ -1228,4 +1297,286 @@ class TestXdist:
         )
         result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist")
         result.assert_outcomes(passed=2)
-        assert result.stdout.str().count("cleanroom: swept") == 1
+        assert result.stdout.str().count("swept 1 resource") == 1
+
+
+# Loop-bound resources for the tests of async tests: each writes its name to
+# ``closed`` once it is really closed, which only its own event loop can do.
+LOOP_CONFTEST = """
+import asyncio
+import pathlib
+
+import pytest
+
+CLOSED = pathlib.Path(__file__).parent / "closed"
+
+
+class Stream:
+    '''A connection to a server on 127.0.0.1, both in the running loop.'''
+
+    def __init__(self, name, server, writer):
+        self.name = name
+        self.server = server
+        self.writer = writer
+        self.socket = writer.get_extra_info("socket")
+
+    async def aclose(self):
+        self.writer.close()
+        await self.writer.wait_closed()
+        await self.server.wait_closed()
+        if self.socket.fileno() == -1:
+            with CLOSED.open("a") as file:
+                file.write(self.name + "\\n")
+
+
+async def open_stream(name):
+    server = await asyncio.start_server(
+        lambda reader, writer: writer.close(), "127.0.0.1", 0
+    )
+    port = server.sockets[0].getsockname()[1]
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    server.close()
+    return Stream(name, server, writer)
+
+
+class Channel:
+    '''The sending end of a trio memory channel.'''
+
+    def __init__(self, name):
+        import trio
+
+        self.name = name
+        self.send, self.receive = trio.open_memory_channel(1)
+
+    async def aclose(self):
+        import trio
+
+        await self.send.aclose()
+        try:
+            self.receive.receive_nowait()
+        except trio.EndOfChannel:
+            with CLOSED.open("a") as file:
+                file.write(self.name + "\\n")
+
+
+async def open_resource(name):
+    import sniffio
+
+    if sniffio.current_async_library() == "trio":
+        return Channel(name)
+    return await open_stream(name)
+
+
+@pytest.fixture
+def add():
+    async def add(scope, name):
+        return scope.add(await open_resource(name), name=name, weak=False)
+
+    return add
+"""
+
+
+def closed(pytester: pytest.Pytester) -> list[str]:
+    """Return the names of the loop-bound resources closed in their loop."""
+    path = pytester.path / "closed"
+    return sorted(path.read_text().split()) if path.exists() else []
+
+
+class TestEventLoop:
+    @pytest.fixture
+    def pytester(self, pytester: pytest.Pytester) -> pytest.Pytester:
+        """The plugin's pytester, with loop-bound resources in its conftest."""
+        pytester.makeconftest(CONFTEST + LOOP_CONFTEST)
+        return pytester
+
+    @pytest.mark.parametrize("backend", ["asyncio", "trio"])
+    def test_anyio(self, pytester: pytest.Pytester, backend: str) -> None:
+        """An anyio test's scope closes in the test's loop, on asyncio and trio."""
+        pytester.makepyfile(
+            f"""
+            import pytest
+
+            @pytest.fixture
+            def anyio_backend():
+                return "{backend}"
+
+            @pytest.mark.anyio
+            async def test_it(cleanroom, add):
+                await add(cleanroom, "conn")
+            """
+        )
+        pytester.runpytest("-p", "no:asyncio").assert_outcomes(passed=1)
+        assert closed(pytester) == ["conn"]
+
+    @pytest.mark.parametrize("mode", ["strict", "auto"])
+    @pytest.mark.parametrize(
+        "loop_scope", ["function", "class", "module", "package", "session"]
+    )
+    def test_pytest_asyncio(
+        self, pytester: pytest.Pytester, mode: str, loop_scope: str
+    ) -> None:
+        """A pytest-asyncio test's scope closes in its loop, whatever its scope."""
+        mark = (
+            "" if mode == "auto" else f"@pytest.mark.asyncio(loop_scope={loop_scope!r})"
+        )
+        pytester.makepyfile(
+            f"""
+            import pytest
+
+            class TestIt:
+                {mark}
+                async def test_one(self, cleanroom, add):
+                    await add(cleanroom, "one")
+
+                {mark}
+                async def test_two(self, resource_manager, add):
+                    await add(resource_manager, "two")
+            """
+        )
+        result = pytester.runpytest(
+            "-p",
+            "asyncio",
+            "-o",
+            f"asyncio_mode={mode}",
+            "-o",
+            f"asyncio_default_test_loop_scope={loop_scope}",
+        )
+        result.assert_outcomes(passed=2)
+        assert closed(pytester) == ["one", "two"]
+
+    def test_fixture_tears_down_first(self, pytester: pytest.Pytester) -> None:
+        """An async fixture that uses the scope tears down before the scope closes."""
+        pytester.makepyfile(
+            """
+            import pytest
+            import pytest_asyncio
+
+            @pytest_asyncio.fixture
+            async def ws(cleanroom, add):
+                stream = await add(cleanroom, "ws")
+                yield stream
+                # Still open: the scope closes after this fixture.
+                assert not stream.writer.is_closing()
+                stream.writer.write(b"bye")
+                await stream.writer.drain()
+
+            @pytest.mark.asyncio
+            async def test_it(ws):
+                assert not ws.writer.is_closing()
+            """
+        )
+        pytester.runpytest("-p", "asyncio").assert_outcomes(passed=1)
+        assert closed(pytester) == ["ws"]
+
+    @pytest.mark.parametrize("runner", ["anyio", "asyncio"])
+    @pytest.mark.parametrize(
+        ("marker", "kept"),
+        [("", ["pod-1"]), ("@pytest.mark.cleanroom(force=True)", [])],
+    )
+    def test_failure_keeps(
+        self, pytester: pytest.Pytester, runner: str, marker: str, kept: list[str]
+    ) -> None:
+        """
+        A failed async test keeps its external resources unless forced, and
+        its in-process objects are cleaned in its loop, as in a sync test.
+        """
+        pytester.makepyfile(
+            f"""
+            import pytest
+
+            @pytest.fixture
+            def anyio_backend():
+                return "asyncio"
+
+            @pytest.mark.{runner}
+            {marker}
+            async def test_it(cleanroom, add, make):
+                make(cleanroom, "fake-pod", "pod-1")
+                await add(cleanroom, "conn")
+                assert False
+            """
+        )
+        result = pytester.runpytest("-p", "asyncio")
+        result.assert_outcomes(failed=1)
+        assert closed(pytester) == ["conn"]
+        assert left(pytester) == kept
+        if kept:
+            result.stdout.fnmatch_lines(["kept fake-pod 'pod-1' of *test_it*"])
+
+    @pytest.mark.parametrize(
+        ("fixture", "loop_scope"),
+        [
+            ("cleanroom_class", "class"),
+            ("cleanroom_module", "module"),
+            ("cleanroom_module", "session"),
+            ("cleanroom_session", "session"),
+        ],
+    )
+    def test_pytest_asyncio_broad(
+        self, pytester: pytest.Pytester, fixture: str, loop_scope: str
+    ) -> None:
+        """A wider scope closes in a pytest-asyncio loop that outlives it."""
+        pytester.makepyfile(
+            f"""
+            import pytest
+
+            pytestmark = pytest.mark.asyncio(loop_scope={loop_scope!r})
+
+            class TestIt:
+                async def test_one(self, {fixture}, add):
+                    await add({fixture}, "one")
+
+                async def test_two(self, {fixture}, add):
+                    await add({fixture}, "two")
+                    assert len({fixture}.resources()) == 2
+            """
+        )
+        pytester.runpytest("-p", "asyncio").assert_outcomes(passed=2)
+        assert closed(pytester) == ["one", "two"]
+
+    @pytest.mark.parametrize("fixture", ["cleanroom_class", "cleanroom_module"])
+    def test_anyio_broad(self, pytester: pytest.Pytester, fixture: str) -> None:
+        """A wider scope used by anyio tests closes in their loop, per backend."""
+        pytester.makepyfile(
+            f"""
+            import pytest
+
+            @pytest.fixture(scope="module", params=["asyncio", "trio"])
+            def anyio_backend(request):
+                return request.param
+
+            @pytest.mark.anyio
+            class TestIt:
+                async def test_one(self, {fixture}, add, anyio_backend):
+                    await add({fixture}, "one-" + anyio_backend)
+
+                async def test_two(self, {fixture}, add, anyio_backend):
+                    await add({fixture}, "two-" + anyio_backend)
+            """
+        )
+        pytester.runpytest("-p", "no:asyncio").assert_outcomes(passed=4)
+        assert closed(pytester) == [
+            "one-asyncio",
+            "one-trio",
+            "two-asyncio",
+            "two-trio",
+        ]
+
+    def test_current_scope(self, pytester: pytest.Pytester) -> None:
+        """The test's scope is current in the test and no longer after it."""
+        pytester.makepyfile(
+            """
+            import pytest
+            import cleanroom as cr
+
+            @pytest.mark.asyncio
+            async def test_async(cleanroom_module, cleanroom):
+                assert cr.current_scope() is cleanroom
+
+            def test_after(cleanroom_module):
+                assert cr.current_scope() is cleanroom_module
+            """
+        )
+        pytester.runpytest("-p", "asyncio", "-p", "no:randomly").assert_outcomes(
+            passed=2
+        )

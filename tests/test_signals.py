@@ -582,6 +582,57 @@ class TestPytest:
         assert program.finish() == 143, program.stdout
         assert self.left(program) == []
 
+    def test_xdist_sigterm_to_the_controller_only(self, run: type[Program]) -> None:
+        """
+        SIGTERM to an xdist run's controller alone reaches its workers at
+        once: each cleans its processes and temporary directories, and the
+        run ends with 143 well before xdist's 10 s wait for its workers.
+        """
+        program = run(
+            """
+            import os
+            import pathlib
+            import time
+
+            import pytest
+
+            @pytest.mark.parametrize("n", [1, 2])
+            def test_holds(cleanroom, n):
+                child = cleanroom.popen(["sleep", "60"])
+                folder = cleanroom.tempdir()
+                pathlib.Path(f"held-{n}").write_text(f"{child.pid} {folder}")
+                pathlib.Path(f"ready-{n}").write_text("")
+                time.sleep(60)
+            """,
+            "-n",
+            "2",
+            "-p",
+            "xdist",
+        )
+        program.wait_for("ready-1")
+        program.wait_for("ready-2")
+        held = [(program.folder / f"held-{n}").read_text().split() for n in (1, 2)]
+        sent = time.monotonic()
+        program.send(signal.SIGTERM)
+        assert program.finish() == 143, program.stdout
+        elapsed = time.monotonic() - sent
+        # The issue asks for 3 s on a quiet machine (bench/xdist_sigterm.py
+        # measures it); xdist alone waits 10 s, so 7 s tells the two apart
+        # on a loaded one.
+        assert elapsed < 7, f"the run took {elapsed:.1f} s to end"
+        for pid, folder in held:
+            assert not Path(f"/proc/{pid}").exists() or _zombie(int(pid))
+            assert not Path(folder).exists()
+
+
+def _zombie(pid: int) -> bool:
+    """Tell whether *pid* has ended but is not reaped yet."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in {"Z", "X"}
+
 
 def _children(pid: int) -> list[int]:
     """Return the pids of *pid*'s child processes (Linux)."""

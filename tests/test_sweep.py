@@ -32,9 +32,9 @@ from cleanroom._core._session import (
 from cleanroom._crash._journal import Journal
 from cleanroom._crash._sweep import (
     PrefixRule,
+    Retention,
     is_orphan,
     parse_duration,
-    retention,
     session_start_sweep,
     sweep,
 )
@@ -121,18 +121,42 @@ class TestDuration:
         with pytest.raises(ValueError, match="90s, 15m"):
             parse_duration(text)
 
-    def test_retention(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-        """CLEANROOM_RETENTION sets how long kept resources stay."""
+
+class TestRetention:
+    def test_defaults_and_sources(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """Arguments win over the environment, over ini values, over pyproject."""
         monkeypatch.chdir(tmp_path)
-        monkeypatch.delenv("CLEANROOM_RETENTION", raising=False)
-        assert retention() is None
-        monkeypatch.setenv("CLEANROOM_RETENTION", "2h")
-        assert retention() == 7200
-        monkeypatch.setenv("CLEANROOM_RETENTION", "next-session")
-        assert retention() is None
-        monkeypatch.setenv("CLEANROOM_RETENTION", "soon")
-        with pytest.raises(ValueError, match="soon"):
-            retention()
+        for name in ("CLEANROOM_RETENTION_COUNT", "CLEANROOM_RETENTION_AGE"):
+            monkeypatch.delenv(name, raising=False)
+        assert Retention.resolve() == Retention(3, None)
+        (tmp_path / "pyproject.toml").write_text(
+            '[tool.cleanroom]\nretention_count = 5\nretention_age = "2d"\n'
+        )
+        assert Retention.resolve() == Retention(5, 172800)
+        assert Retention.resolve(config={"count": "4"}) == Retention(4, 172800)
+        monkeypatch.setenv("CLEANROOM_RETENTION_COUNT", "none")
+        monkeypatch.setenv("CLEANROOM_RETENTION_AGE", "2h")
+        assert Retention.resolve(config={"count": "4"}) == Retention(None, 7200)
+        assert Retention.resolve(count=0, age="none") == Retention(0, None)
+
+    @pytest.mark.parametrize(
+        ("setting", "value", "message"),
+        [
+            ("count", "-1", "CLEANROOM_RETENTION_COUNT must be a number of sessions"),
+            ("count", "few", "'few'"),
+            ("age", "soon", "CLEANROOM_RETENTION_AGE: not a duration: 'soon'"),
+        ],
+    )
+    def test_bad_values(
+        self, monkeypatch: pytest.MonkeyPatch, setting: str, value: str, message: str
+    ) -> None:
+        """A bad value names itself, its source and the valid ones."""
+        monkeypatch.setenv(f"CLEANROOM_RETENTION_{setting.upper()}", value)
+        with pytest.raises(ValueError, match=message) as info:
+            Retention.resolve()
+        assert "none" in str(info.value)
 
 
 class TestOrphans:
@@ -199,17 +223,50 @@ class TestOrphans:
         assert [r.name for r in sweep(journal, session="s2").results] == ["elsewhere"]
         assert place.names() == ["fresh"]
 
-    def test_kept_until_retention(self, journal: Journal, place: Place) -> None:
-        """Kept resources of ended sessions go once their retention is over."""
+    def test_kept_for_the_last_sessions(self, journal: Journal, place: Place) -> None:
+        """Kept resources stay until three newer sessions have started."""
+        ended = dead_owner("kept-here")
+        journal.add_owner(ended)
+        place.add(journal, ended, "inspect-me", state="kept")
+        place.add(journal, ended, "leaked")
+        report = sweep(journal, current_session="second")
+        assert [r.name for r in report.results] == ["leaked"]
+        assert report.results[0].reason == "orphaned: its owner died"
+        for session in ("second", "third"):
+            journal.add_owner(dead_owner(session))
+        assert sweep(journal, current_session="third").removed == 0
+        report = sweep(journal, current_session="fourth")
+        assert [r.name for r in report.results] == ["inspect-me"]
+        assert report.results[0].reason == "kept; 3 newer sessions ran (retention: 3)"
+        assert place.names() == []
+
+    def test_kept_by_age_and_expiry(self, journal: Journal, place: Place) -> None:
+        """An age or a recorded expiry removes kept resources whatever the count."""
         dead = dead_owner()
         journal.add_owner(dead)
-        place.add(journal, dead, "next-session", state="kept")
+        place.add(journal, dead, "recent", state="kept")
         place.add(journal, dead, "later", state="kept", expires=time.time() + 3600)
         place.add(journal, dead, "expired", state="kept", expires=time.time() - 1)
+        old = place.add(journal, dead, "old", state="kept")
+        journal.update(old, updated=time.time() - 7200)
         assert sweep(journal, include_kept=False).removed == 0
-        report = sweep(journal)
-        assert sorted(r.name for r in report.results) == ["expired", "next-session"]
-        assert place.names() == ["later"]
+        report = sweep(journal, retention=Retention(count=None, age=3600))
+        assert sorted(r.name for r in report.results) == ["expired", "old"]
+        assert place.names() == ["later", "recent"]
+        report = sweep(journal, retention=Retention(count=0))
+        assert sorted(r.name for r in report.results) == ["later", "recent"]
+
+    def test_all_kept_on_demand(self, journal: Journal, place: Place) -> None:
+        """all_kept removes every kept resource of ended sessions, not live ones."""
+        dead, live = dead_owner(), current_owner()
+        journal.add_owner(dead)
+        journal.add_owner(live)
+        place.add(journal, dead, "kept-dead", state="kept")
+        place.add(journal, live, "kept-live", state="kept")
+        assert sweep(journal).removed == 0
+        report = sweep(journal, all_kept=True)
+        assert [r.name for r in report.results] == ["kept-dead"]
+        assert place.names() == ["kept-live"]
 
     def test_unknown_kind_left_for_later(self, journal: Journal) -> None:
         """A row whose kind cannot be imported here is skipped and left as it was."""
@@ -448,24 +505,28 @@ class TestSessionStart:
             journal.add_owner(dead)
             place.add(journal, dead, "a")
             place.add(journal, dead, "b")
-        assert session_start_sweep() == 2
-        assert session_start_sweep() == 0
+        report = session_start_sweep()
+        assert report is not None
+        assert report.removed == 2
+        again = session_start_sweep()
+        assert again is not None
+        assert again.removed == 0
 
     def test_never_raises(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """No journal, a damaged one, or an unusable path: 0, and no exception."""
+        """No journal, a foreign file, or an unusable path: None, no exception."""
         missing = tmp_path / "missing.sqlite3"
         monkeypatch.setenv("CLEANROOM_JOURNAL", str(missing))
-        assert session_start_sweep() == 0
+        assert session_start_sweep() is None
         assert not missing.exists()
         damaged = tmp_path / "damaged.sqlite3"
         damaged.write_bytes(os.urandom(5000))
         monkeypatch.setenv("CLEANROOM_JOURNAL", str(damaged))
-        assert session_start_sweep() == 0
+        assert session_start_sweep() is None
         blocked = tmp_path / "file"
         blocked.write_text("", encoding="utf-8")
         monkeypatch.setenv("CLEANROOM_JOURNAL", str(blocked / "journal.sqlite3"))
-        assert session_start_sweep() == 0
+        assert session_start_sweep() is None
         monkeypatch.setenv("CLEANROOM_JOURNAL", "off")
-        assert session_start_sweep() == 0
+        assert session_start_sweep() is None

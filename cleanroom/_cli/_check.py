@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from cleanroom._crash._journal import JOURNAL_ENV, open_existing
+from cleanroom._crash._journal import JOURNAL_ENV, JournalUnavailable, open_existing
 from cleanroom._version import __version__
 
 if TYPE_CHECKING:
@@ -130,16 +130,15 @@ def _journal_line(path: Path | None) -> tuple[Line, int | None]:
             None,
             f"off ({JOURNAL_ENV}=off): a killed run's leftovers cannot be found",
         ), None
-    with open_existing(path) as journal:
-        if journal is None:
-            if path.exists():
-                return Line(
-                    "journal", False, f"{path} cannot be used (see the log above)"
-                ), None
-            return Line("journal", True, f"{path} (not created yet)"), 0
-        info = journal.health()
-        counts = journal.counts()
-        orphans = sweep(journal, dry_run=True).removed
+    try:
+        with open_existing(path, repair=False, strict=True) as journal:
+            if journal is None:
+                return Line("journal", True, f"{path} (not created yet)"), 0
+            info = journal.health()
+            counts = journal.counts()
+            orphans = sweep(journal, dry_run=True).removed
+    except JournalUnavailable as exc:
+        return Line("journal", False, str(exc)), None
     ok = info["integrity"] == "ok" and info["mode"] == "0600"
     rows = sum(counts.values())
     detail = (

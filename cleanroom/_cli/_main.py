@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 
 from cleanroom._crash._journal import (
+    JournalUnavailable,
     OwnerRow,
     Row,
     journal_path,
@@ -28,6 +29,7 @@ from cleanroom._version import __version__
 from ._args import add_journal, wrap
 
 if TYPE_CHECKING:
+    from cleanroom._crash._journal import Journal
     from cleanroom._crash._sweep import SweepReport, SweepResult
 
 log = logging.getLogger("cleanroom")
@@ -184,6 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     sweep.add_argument(
+        "--kept",
+        action="store_true",
+        help=(
+            "also remove what ended sessions kept on purpose (failed tests, "
+            "--cleanroom-level none), however recent"
+        ),
+    )
+    sweep.add_argument(
         "--keep-kept",
         action="store_true",
         help="leave kept resources alone even when their retention has passed",
@@ -264,18 +274,6 @@ def status_of(row: Row, *, now: float | None = None) -> str:
     return "live" if row.owner_alive(now=now) else "leaked"
 
 
-def _describe(row: Row) -> str:
-    from cleanroom._crash._sweep import _resource, resolve_kind
-
-    kind = resolve_kind(row.kind, row.module)
-    if kind is None:
-        return f"{row.kind} {row.name!r}"
-    try:
-        return kind.describe(_resource(row))
-    except Exception:
-        return f"{row.kind} {row.name!r}"
-
-
 def sessions(
     owners: Sequence[OwnerRow], rows: Sequence[Row], *, now: float | None = None
 ) -> list[dict[str, Any]]:
@@ -330,15 +328,24 @@ def _shown(item: dict[str, Any], *, everything: bool) -> bool:
 
 def _list(args: argparse.Namespace) -> int:
     path = _journal(args)
-    with open_existing(path) as journal:
-        owners = journal.owners() if journal is not None else []
-        rows = journal.rows() if journal is not None else []
-    selected = [
-        item
-        for item in sessions(owners, rows)
-        if (not args.session or item["id"].startswith(args.session))
-        and _shown(item, everything=args.all)
-    ]
+    try:
+        with open_existing(path, repair=False, strict=True) as journal:
+            owners = journal.owners() if journal is not None else []
+            rows = journal.rows() if journal is not None else []
+    except JournalUnavailable as exc:
+        print(f"cleanroom: {exc}", file=sys.stderr)
+        return 1
+    found = sessions(owners, rows)
+    if args.session:
+        found = [item for item in found if item["id"].startswith(args.session)]
+        if not found:
+            print(
+                f"cleanroom: no session {args.session!r} in the journal {path}; "
+                "`cleanroom list --all` shows every session",
+                file=sys.stderr,
+            )
+            return 1
+    selected = [item for item in found if _shown(item, everything=args.all)]
     out = sys.stdout
     if args.json:
         document = {"journal": str(path) if path else None, "sessions": selected}
@@ -369,6 +376,8 @@ def _counted(counts: dict[str, int]) -> str:
 
 
 def _print_session(item: dict[str, Any], out: IO[str]) -> None:
+    from cleanroom._crash._sweep import describe_row
+
     print(
         f"\nsession {item['id']}  started {_when(item['started'])}  "
         f"({_counted(item['counts'])})",
@@ -382,7 +391,7 @@ def _print_session(item: dict[str, Any], out: IO[str]) -> None:
         )
     for resource in item["resources"]:
         row = Row(**{k: resource[k] for k in Row._fields})
-        line = f"  {resource['status']:<9} {_describe(row)}"
+        line = f"  {resource['status']:<9} {describe_row(row)}"
         if resource["status"] == "cleaned" and resource["actor"] != "owner":
             line += f" (by the {resource['actor']})"
         if resource["status"] in {"kept", "failed"}:
@@ -451,27 +460,67 @@ def _sweep_options(
         parser.error(f"--older-than: {exc}")
     if args.prefixes and not args.kinds:
         parser.error("--prefix needs --kind: name the kinds the prefix rule covers")
+    if args.kept and args.keep_kept:
+        parser.error("--kept and --keep-kept contradict each other; give one")
     try:
         import_modules(args.imports)
     except Exception as exc:
         parser.error(f"--import: {type(exc).__name__}: {exc}")
+    try:
+        rules = [
+            PrefixRule(kind, prefix) for prefix in args.prefixes for kind in args.kinds
+        ]
+    except ValueError as exc:
+        parser.error(f"--prefix: {exc}")
     return {
         "kinds": args.kinds,
         "older_than": older_than,
         "session": args.session,
         "include_kept": not args.keep_kept,
-        "prefix_rules": [
-            PrefixRule(kind, prefix) for prefix in args.prefixes for kind in args.kinds
-        ],
+        "all_kept": args.kept,
+        "prefix_rules": rules,
     }
 
 
-def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from cleanroom._crash._sweep import sweep
+def _check_names(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, journal: Journal | None
+) -> None:
+    """Fail on a --kind that no kind here nor any journaled resource is called."""
+    from cleanroom._core._resource import kind_names
+    from cleanroom._crash._sweep import canonical_kind, load_journal_kinds
 
+    if not args.kinds:
+        return
+    journaled: set[str] = set()
+    if journal is not None:
+        load_journal_kinds(journal)
+        journaled = {row.kind for row in journal.rows()}
+    known = set(kind_names()) | journaled
+    unknown = [kind for kind in args.kinds if canonical_kind(kind) not in known]
+    if unknown:
+        parser.error(
+            f"unknown kind{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}; known: "
+            f"{', '.join(map(repr, sorted(known)))} (--import MODULE makes the "
+            "kinds it registers known)"
+        )
+
+
+def _check_session(args: argparse.Namespace, journal: Journal | None) -> bool:
+    """Tell whether --session names a session of the journal (or none is given)."""
+    if not args.session:
+        return True
+    owners = journal.owners() if journal is not None else []
+    rows = journal.rows() if journal is not None else []
+    return any(
+        item.startswith(args.session)
+        for item in {o.session for o in owners} | {r.session for r in rows}
+    )
+
+
+def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     options = _sweep_options(args, parser)
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not args.json
-    ask = interactive and not args.yes and not args.dry_run
     if options["prefix_rules"] and not (args.yes or args.dry_run or interactive):
         print(
             "cleanroom: prefix rules remove things cleanroom did not create; "
@@ -482,31 +531,62 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     path = _journal(args)
     if path is None and not options["prefix_rules"] and not args.json:
         print("journaling is off (CLEANROOM_JOURNAL=off): nothing to sweep")
-    with open_existing(path) as journal:
-        try:
-            if ask:
-                preview = sweep(journal, dry_run=True, **options)
-                _print_sweep(preview, sys.stdout)
-                if not preview.removed:
-                    return 0
-                answer = input(f"remove {preview.removed} resources? [y/N] ")
-                if answer.strip().lower() not in {"y", "yes"}:
-                    print("nothing removed")
-                    return 1
-            show = sys.stderr.isatty() and not args.json
-            progress = _Progress(sys.stderr) if show else None
-            report = sweep(journal, dry_run=args.dry_run, progress=progress, **options)
-            if progress is not None:
-                progress.end()
-        except (LookupError, TypeError, ValueError) as exc:
-            print(f"cleanroom: {exc}", file=sys.stderr)
-            return 2
+    try:
+        # A dry run only reads: it never moves a damaged journal aside.
+        with open_existing(path, repair=not args.dry_run, strict=True) as journal:
+            _check_names(args, parser, journal)
+            if not _check_session(args, journal):
+                print(
+                    f"cleanroom: no session {args.session!r} in the journal "
+                    f"{path}; `cleanroom list --all` shows every session",
+                    file=sys.stderr,
+                )
+                return 1
+            report, shown = _run_sweep(args, journal, options, interactive=interactive)
+    except JournalUnavailable as exc:
+        print(f"cleanroom: {exc}", file=sys.stderr)
+        return 1
+    except (LookupError, TypeError, ValueError) as exc:
+        print(f"cleanroom: {exc}", file=sys.stderr)
+        return 2
+    if report is None:
+        return 1
     if args.json:
         json.dump(report.as_dict(), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
-    else:
+    elif not shown:
         _print_sweep(report, sys.stdout)
     return 1 if report.failed else 0
+
+
+def _run_sweep(
+    args: argparse.Namespace,
+    journal: Journal | None,
+    options: dict[str, Any],
+    *,
+    interactive: bool,
+) -> tuple[SweepReport | None, bool]:
+    """
+    Sweep, asking first at a terminal; return the report (``None`` when the
+    answer is no) and whether it has been shown already.
+    """
+    from cleanroom._crash._sweep import sweep
+
+    if interactive and not args.yes and not args.dry_run:
+        preview = sweep(journal, dry_run=True, **options)
+        _print_sweep(preview, sys.stdout)
+        if not preview.removed:
+            return preview, True
+        answer = input(f"remove {preview.removed} resources? [y/N] ")
+        if answer.strip().lower() not in {"y", "yes"}:
+            print("nothing removed")
+            return None, True
+    show = sys.stderr.isatty() and not args.json
+    progress = _Progress(sys.stderr) if show else None
+    report = sweep(journal, dry_run=args.dry_run, progress=progress, **options)
+    if progress is not None:
+        progress.end()
+    return report, False
 
 
 #: How a sweep's actions read where they differ from their names.
@@ -521,12 +601,12 @@ def _result_line(result: SweepResult) -> str:
         where.append(f"owner {result.owner}")
     if result.row is None:
         where.append(result.reason or "prefix rule")
-    line = (
-        f"{_VERBS.get(result.action, result.action):<13} {result.kind} {result.name!r}"
-    )
+    line = f"{_VERBS.get(result.action, result.action):<13} {result.description}"
     if where:
         line += f" ({', '.join(where)})"
-    if result.action in {"failed", "skipped"} and result.reason:
+    if result.reason and (
+        result.action in {"failed", "skipped"} or result.reason.startswith("kept")
+    ):
         line += f": {result.reason}"
     return line
 

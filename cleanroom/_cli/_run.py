@@ -9,18 +9,19 @@ session left behind however the command ended.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from cleanroom._core._session import SESSION_ENV, TOKEN_ENV, new_id
-from cleanroom._crash._journal import JOURNAL_ENV, open_existing
+from cleanroom._crash._journal import JOURNAL_ENV
 
 from ._args import add_journal, wrap
+from ._leftovers import RUN_SESSIONS, clean_session
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -36,8 +37,9 @@ _SI_KERNEL: Final = 0x80
 _FORWARDED: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 _TERMINAL: Final = frozenset({signal.SIGINT, signal.SIGQUIT, signal.SIGHUP})
 
-#: Seconds ``run`` waits, at most, for the session's reapers to finish.
-CLEANUP_WAIT: Final = 120.0
+#: Seconds the command's process group gets between SIGTERM and SIGKILL when
+#: ``run`` was killed and its reaper ends the command.
+COMMAND_GRACE: Final = 2.0
 
 _POLICY_OPTIONS: Final = (
     ("level", "LEVEL", "which kinds are cleaned: none, pods, all or a custom level"),
@@ -61,7 +63,11 @@ def add_run_parser(commands: Any) -> None:
             "whatever that session left behind, however the command ended: a "
             "non-zero exit, Ctrl+C, SIGTERM or even SIGKILL. SIGINT, SIGTERM, "
             "SIGHUP and SIGQUIT sent to this command are forwarded (a terminal's "
-            "Ctrl+C reaches the command directly). Kept resources stay, for "
+            "Ctrl+C reaches the command directly). Should run itself be killed, "
+            "even with SIGKILL, its reaper ends the command's process group "
+            "within seconds and then cleans the session. The command leads a "
+            "process group of its own, except in a terminal's foreground, where "
+            "it stays in run's to keep the terminal. Kept resources stay, for "
             "`cleanroom list` and the next sweep. The exit status is the "
             "command's, or 128 + the signal's number when a signal ended it "
             "(130 for SIGINT, 143 for SIGTERM)."
@@ -139,11 +145,17 @@ def run_command(
         )
     for name, value in settings.items():
         env[f"CLEANROOM_{name.upper()}"] = str(value)
+    # This process joins the session, and journals where the command does:
+    # should it be killed, its reaper ends the command and cleans the rest.
+    os.environ[SESSION_ENV] = session
+    if journal is not None:
+        os.environ[JOURNAL_ENV] = str(journal)
 
     try:
-        returncode, report = _supervise(
-            command, env, lambda: clean_session(journal, session)
-        )
+        with _command_scope(journal, session) as start:
+            returncode, report = _supervise(
+                command, env, lambda: clean_session(journal, session), start=start
+            )
     except FileNotFoundError:
         print(f"cleanroom: command not found: {command[0]}", file=sys.stderr)
         return 127
@@ -155,30 +167,81 @@ def run_command(
     return status
 
 
+Start = Callable[..., "subprocess.Popen[Any]"]
+
+
+@contextlib.contextmanager
+def _command_scope(journal: Path | None, session: str) -> Iterator[Start]:
+    """
+    Hold the scope that journals the command and the session's leftovers;
+    yield what starts the command in it.
+
+    The command runs in a process group of its own, which the scope (or,
+    when this process is killed, its reaper) ends: SIGTERM, a short grace,
+    SIGKILL. Only when this process is in its terminal's foreground does the
+    command stay in its group, so that it keeps the terminal (reading from
+    it, Ctrl+C, Ctrl+Z); then the command alone is ended.
+    """
+    from cleanroom._core._policy import Policy
+    from cleanroom._core._scope import Scope
+
+    policy = Policy(level="all", force=True, on_failure="clean", timeout=None)
+    with Scope("cleanroom run", policy=policy) as scope:
+        leftovers = None
+        if journal is not None:
+            leftovers = scope.track(
+                RUN_SESSIONS, session, journal=str(journal), session=session
+            )
+
+        def start(args: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
+            if _foreground():
+                kwargs["start_new_session"] = False
+            else:
+                kwargs["process_group"] = 0
+            if not os.path.isdir("/proc/self"):  # noqa: PTH112
+                # The process kind needs /proc (Linux): run the command
+                # untracked, as a killed run's reaper could not end it.
+                return subprocess.Popen(args, **kwargs)
+            return scope.popen(args, grace=COMMAND_GRACE, **kwargs)
+
+        yield start
+        if leftovers is not None:
+            # Swept already, by the cleanup that _supervise ran.
+            scope.forget(leftovers)
+
+
 def _supervise(
-    command: list[str], env: dict[str, str], cleanup: Callable[[], T]
+    command: list[str],
+    env: dict[str, str],
+    cleanup: Callable[[], T],
+    *,
+    start: Start = subprocess.Popen,
 ) -> tuple[int, T]:
     """
-    Run *command*, forwarding signals to it, then *cleanup*; return the
-    command's return code and what *cleanup* returned.
+    Run *command* (started by *start*, :class:`subprocess.Popen` by
+    default), forwarding signals to it, then *cleanup*; return the command's
+    return code and what *cleanup* returned.
     """
     if hasattr(signal, "sigtimedwait"):
-        return _supervise_blocked(command, env, cleanup)
-    return _supervise_handlers(command, env, cleanup)
+        return _supervise_blocked(command, env, cleanup, start)
+    return _supervise_handlers(command, env, cleanup, start)
 
 
 def _supervise_blocked(
-    command: list[str], env: dict[str, str], cleanup: Callable[[], T]
+    command: list[str],
+    env: dict[str, str],
+    cleanup: Callable[[], T],
+    start: Start = subprocess.Popen,
 ) -> tuple[int, T]:
     """Block the signals and take them with sigtimedwait(), which says who sent them."""
     watched = {*_FORWARDED, signal.SIGCHLD}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
     try:
-        child = subprocess.Popen(
+        child = start(
             command,
             env=env,
             # The child starts with the signal mask this process had.
-            preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, old_mask),  # noqa: PLW1509
+            preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, old_mask),
         )
         returncode = _wait(child, watched)
         # Signals stay blocked while the session is cleaned: a second Ctrl+C
@@ -209,7 +272,10 @@ def _wait(child: subprocess.Popen[Any], watched: set[signal.Signals]) -> int:
 
 
 def _supervise_handlers(
-    command: list[str], env: dict[str, str], cleanup: Callable[[], T]
+    command: list[str],
+    env: dict[str, str],
+    cleanup: Callable[[], T],
+    start: Start = subprocess.Popen,
 ) -> tuple[int, T]:
     """Forward signals from handlers, where sigtimedwait() is missing (macOS)."""
     children: list[subprocess.Popen[Any]] = []
@@ -227,7 +293,7 @@ def _supervise_handlers(
 
     previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
     try:
-        child = subprocess.Popen(command, env=env)
+        child = start(command, env=env)
         children.append(child)
         for signum in early:
             child.send_signal(signum)
@@ -245,47 +311,6 @@ def _foreground() -> bool:
         return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
     except (OSError, ValueError):
         return False
-
-
-def clean_session(
-    journal_path: Path | None, session: str, *, wait: float = CLEANUP_WAIT
-) -> SweepReport:
-    """
-    Clean what *session* left behind: what dead owners left (kept resources
-    stay), after waiting up to *wait* seconds for the session's reapers.
-
-    .. versionadded:: 0.1.0
-    """
-    from cleanroom._crash._sweep import SweepReport, SweepResult, sweep
-
-    report = SweepReport(str(journal_path) if journal_path is not None else None)
-    with open_existing(journal_path) as journal:
-        if journal is None:
-            return report
-        deadline = time.monotonic() + wait
-        delay = 0.01
-        while True:
-            done = sweep(journal, session=session, include_kept=False)
-            report.results.extend(done.results)
-            pending = [
-                row
-                for row in journal.rows(
-                    session=session, states=("intent", "created", "sweeping")
-                )
-                if not row.owner_alive()
-            ]
-            if not pending or time.monotonic() > deadline:
-                break
-            time.sleep(delay)
-            delay = min(delay * 2, 0.25)
-        reaped = journal.rows(session=session, states=("cleaned", "failed", "kept"))
-        swept = {result.row for result in report.results}
-        for row in reaped:
-            if row.id in swept or row.actor != "reaper":
-                continue
-            action = {"cleaned": "removed"}.get(row.state, row.state)
-            report.results.append(SweepResult.of(row, action, row.reason))
-    return report
 
 
 def _summarize(report: SweepReport, session: str, status: int) -> None:

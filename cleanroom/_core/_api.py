@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from types import EllipsisType
 from typing import Any, ParamSpec, TypeVar, overload
 
 from . import _context
+from ._context import CheckLeaks
 from ._exceptions import PolicyError
 from ._policy import Level, OnError, OnFailure
 from ._registry import Registry
@@ -75,16 +77,18 @@ def managed_resources(
     force: bool | None = None,
     wait_after: float | None = None,
     wait: bool | None = None,
-    timeout: float | None = None,
+    timeout: float | EllipsisType | None = ...,
     concurrency: int | None = None,
     on_error: OnError | None = None,
+    check_leaks: CheckLeaks = None,
 ) -> Scope:
     """
     Return a new scope for ``with`` or ``async with``.
 
     It inherits the policy of the scope that is current when it is created
     (the test's, under pytest), with the given settings changed. *cleanup_level*
-    is another name for *level*.
+    is another name for *level*. *check_leaks* runs a leak check around the
+    scope (see :class:`Scope`).
 
     Example::
 
@@ -107,6 +111,7 @@ def managed_resources(
         timeout=timeout,
         concurrency=concurrency,
         on_error=on_error,
+        check_leaks=check_leaks,
     )
 
 
@@ -126,9 +131,10 @@ def with_cleanup(
     force: bool | None = None,
     wait_after: float | None = None,
     wait: bool | None = None,
-    timeout: float | None = None,
+    timeout: float | EllipsisType | None = ...,
     concurrency: int | None = None,
     on_error: OnError | None = None,
+    check_leaks: CheckLeaks = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
@@ -143,9 +149,10 @@ def with_cleanup(
     force: bool | None = None,
     wait_after: float | None = None,
     wait: bool | None = None,
-    timeout: float | None = None,
+    timeout: float | EllipsisType | None = ...,
     concurrency: int | None = None,
     on_error: OnError | None = None,
+    check_leaks: CheckLeaks = None,
 ) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
     """
     Run the decorated function inside a new scope that closes when it returns
@@ -156,7 +163,8 @@ def with_cleanup(
     functions and methods, unittest test methods included. The function reaches
     its scope through :func:`current_scope`, or through a parameter named
     ``scope`` or ``cleanroom``, which the decorator fills (and hides from
-    callers and from pytest's fixture lookup).
+    callers and from pytest's fixture lookup). ``check_leaks`` checks each
+    call for leaks (see :class:`Scope`), after its scope closed.
 
     Raises:
         PolicyError: At decoration time, on a bad setting.
@@ -172,6 +180,7 @@ def with_cleanup(
         "timeout": timeout,
         "concurrency": concurrency,
         "on_error": on_error,
+        "check_leaks": check_leaks,
     }
     Scope(**settings)  # check the settings where they are written
 

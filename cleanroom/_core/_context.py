@@ -1,17 +1,59 @@
 """
-The context variable that holds the current scope, and async-library detection.
+The context variable that holds the current scope, the hooks that hear of
+cleaned objects, and async-library detection.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ._scope import Scope
 
 current: ContextVar[Scope | None] = ContextVar("cleanroom_current_scope", default=None)
+
+#: Called with each object a scope has just cleaned and the scope's name. Leak
+#: checks that follow cleaned objects add themselves while they run; the core
+#: never imports them.
+cleaned_hooks: list[Callable[[object, str], None]] = []
+
+
+class LeakCheck(Protocol):
+    """What a scope needs of the leak check its ``check_leaks`` setting asks for."""
+
+    name: str | None
+
+    @property
+    def running(self) -> bool:
+        """Whether the check has started and not stopped."""
+
+    def start(self) -> None:
+        """Take the baselines."""
+
+    async def astart(self) -> None:
+        """Take the baselines inside an event loop."""
+
+    def stop(self) -> object:
+        """Wait for stragglers, and find what is left."""
+
+    async def astop(self) -> object:
+        """Wait for stragglers with the loop running, and find what is left."""
+
+    def conclude(self, exc: BaseException | None = None) -> None:
+        """Raise or warn about what was found, or note it on *exc*."""
+
+
+#: What ``check_leaks=`` takes: ``True``/``"raise"``, ``"warn"``,
+#: ``False``/``"off"``/``None``, or a mapping of ``no_leaks()`` settings.
+CheckLeaks = bool | str | Mapping[str, Any] | None
+
+#: Turns a scope's ``check_leaks`` setting into a leak check, or ``None`` for
+#: no check; ``cleanroom.leaks`` sets it when imported (as ``import cleanroom``
+#: does), so that the core never imports it.
+leak_checks: Callable[[object], LeakCheck | None] | None = None
 
 
 def running_async_library() -> str | None:

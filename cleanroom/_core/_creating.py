@@ -51,7 +51,7 @@ class Creating(ScopeState):
         entry.key = resource
         self._handles[resource] = entry
         for key in keys:
-            self._handles[_alias_key(key)] = entry
+            self._handles[_alias_key(entry, key)] = entry
         self.registry._created(self._whole(), resource)
         self._exit_callbacks.append((True, entry))
         return resource

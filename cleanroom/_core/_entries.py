@@ -50,6 +50,7 @@ class Entry:
         "_resource",
         "cleanup",
         "freeing",
+        "held",
         "is_async",
         "key",
         "kind",
@@ -83,6 +84,9 @@ class Entry:
         self.key: object = None
         # Why the record is kept, when the level only frees its runtime.
         self.freeing: str | None = None
+        # Objects made handles of this entry by Scope.alias(), held so that
+        # their ids, under which they are found, stay theirs.
+        self.held: list[object] = []
         # Where a weakly held object was added, for the warning if it is lost.
         self.origin: str | None = None
 

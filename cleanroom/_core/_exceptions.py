@@ -6,10 +6,12 @@ public home.
 from __future__ import annotations
 
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
+    from cleanroom._leaks._records import Leak
+
     from ._resource import Resource
 
 
@@ -61,6 +63,16 @@ class BackendUnavailableError(CleanroomError, ConnectionError):
     """
 
 
+class NameConflictError(CleanroomError, RuntimeError):
+    """
+    Raised when a name cleanroom was asked to create is held by something it
+    may not remove: an object of a live session, or one cleanroom did not
+    create. The message names the holder and its owner; nothing is deleted.
+
+    .. versionadded:: 0.2.0
+    """
+
+
 class ScopeStateError(CleanroomError, RuntimeError):
     """
     Raised when a scope is used in a way its state does not allow: a sync
@@ -78,6 +90,23 @@ class CleanupTimeoutError(CleanroomError, TimeoutError):
 
     .. versionadded:: 0.1.0
     """
+
+
+class DeletionBlockedError(CleanroomError, TimeoutError):
+    """
+    Raised (inside a :class:`CleanupError`) when resources still exist when
+    waiting for their deletion ends; the message names each one and what holds
+    it, such as a Kubernetes finalizer.
+
+    Attributes:
+        blocked: The name of each resource still there, with what holds it.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, message: str, blocked: Mapping[str, Sequence[str]]) -> None:
+        super().__init__(message)
+        self.blocked = dict(blocked)
 
 
 class CleanupError(ExceptionGroup[Exception]):
@@ -125,6 +154,30 @@ class CleanupError(ExceptionGroup[Exception]):
         return (type(self), (self.message, list(self.exceptions), self.resources))
 
 
+class LeakError(CleanroomError, AssertionError):
+    """
+    Raised when a leak check finds what the checked code left behind after
+    the grace period: threads still running, tasks still pending, file
+    descriptors still open, child processes still running or never waited
+    for, cleaned objects still alive, or memory grown past its limit.
+
+    It is an :exc:`AssertionError`, so test runners report a failed check.
+    The message lists each leak and where it came from; :attr:`leaks` holds
+    them as :class:`~cleanroom.leaks.Leak` records.
+
+    .. versionadded:: 0.2.0
+    """
+
+    leaks: tuple[Leak, ...]
+
+    def __init__(self, message: str, leaks: Sequence[Leak] = ()) -> None:
+        super().__init__(message)
+        self.leaks = tuple(leaks)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.leaks))
+
+
 class Terminated(KeyboardInterrupt, SystemExit):
     """
     Raised in the main thread when the process receives SIGTERM, so that
@@ -167,4 +220,14 @@ class CleanupWarning(CleanroomWarning):
     ``on_error`` is ``"warn"``.
 
     .. versionadded:: 0.1.0
+    """
+
+
+class LeakWarning(CleanroomWarning):
+    """
+    Emitted instead of raising :class:`LeakError` when a leak check's
+    ``on_leak`` is ``"warn"``, and once per process for each check that
+    cannot run here (its message says what to install).
+
+    .. versionadded:: 0.2.0
     """

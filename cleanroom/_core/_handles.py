@@ -36,7 +36,7 @@ class Handles(ScopeState):
         """
         entry = self._find(handle)
         for key in aliases:
-            self._handles[_alias_key(key)] = entry
+            self._handles[_alias_key(entry, key)] = entry
 
     def resource_of(self, handle: object) -> Resource:
         """
@@ -57,27 +57,23 @@ class Handles(ScopeState):
         return resource
 
     def _find(self, handle: object) -> Entry:
-        if isinstance(handle, Resource):
-            entry = self._handles.get(handle)
-        else:
-            entry = self._handles.get(id(handle))
-            if (
-                entry is not None
-                and entry.ref is not None
-                and entry.ref() is not handle
-            ):
-                # An id reused after the object it stood for was collected.
-                entry = None
-            if entry is None:
-                # An alias a kind made (a Popen, an adopted asyncio.Task).
-                with contextlib.suppress(TypeError):
-                    entry = self._handles.get(handle)
-            if entry is None and isinstance(handle, (str, os.PathLike)):
-                # A path is found by its absolute text, so that an equal path
-                # or string finds what a kind aliased. abspath, not resolve():
-                # links must not be followed.
-                entry = self._handles.get(os.path.abspath(handle))  # noqa: PTH100
+        entry = self._handles.get(
+            handle if isinstance(handle, Resource) else id(handle)
+        )
+        if entry is not None and not _stands_for(entry, handle):
+            # An id reused after the object it stood for was collected.
+            entry = None
+        if entry is None and not isinstance(handle, Resource):
+            with contextlib.suppress(TypeError):  # unhashable handles
+                entry = self._handles.get(handle)
+        if entry is None and isinstance(handle, (str, os.PathLike)):
+            # A path is found by its absolute text, so that an equal path or
+            # string finds what a kind aliased. abspath, not resolve(): links
+            # must not be followed.
+            entry = self._handles.get(os.path.abspath(handle))  # noqa: PTH100
         if entry is None or entry not in (cb for _, cb in self._exit_callbacks):
+            raise ScopeStateError(f"{handle!r} is not tracked by {self!r}")
+        if not _stands_for(entry, handle):
             raise ScopeStateError(f"{handle!r} is not tracked by {self!r}")
         return entry
 
@@ -89,11 +85,7 @@ class Handles(ScopeState):
             cb.resource for _, cb in reversed(self._exit_callbacks) if type(cb) is Entry
         ]
 
-    def _remove(self, entry: Entry) -> list[object]:
-        """
-        Stop tracking *entry*; return its handles, which a caller that cleans
-        it holds until it is clean (a Popen must not be collected before).
-        """
+    def _remove(self, entry: Entry) -> None:
         for item in self._exit_callbacks:
             if item[1] is entry:
                 self._exit_callbacks.remove(item)
@@ -102,10 +94,25 @@ class Handles(ScopeState):
         stale = [key for key, value in self._handles.items() if value is entry]
         for key in stale:
             del self._handles[key]
-        return stale
 
 
-def _alias_key(handle: object) -> object:
+def _alias_key(entry: Entry, handle: object) -> object:
+    """
+    The key under which *handle* finds *entry*: a path by its absolute text,
+    any other object by its id, held by the entry so that the id stays its.
+    """
     if isinstance(handle, (str, os.PathLike)):
         return os.path.abspath(handle)  # noqa: PTH100
-    return handle
+    entry.held.append(handle)
+    return id(handle)
+
+
+def _stands_for(entry: Entry, handle: object) -> bool:
+    """Tell whether *handle* is the object *entry* holds, or one of its aliases."""
+    if isinstance(handle, (Resource, str, os.PathLike)):
+        return True
+    if entry.ref is not None and entry.ref() is handle:
+        return True
+    if any(held is handle for held in entry.held):
+        return True
+    return entry.ref is None and not entry.held

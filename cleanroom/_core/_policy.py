@@ -340,6 +340,21 @@ def _to_timeout(value: Any) -> float | None:
     return None if math.isinf(seconds) else seconds
 
 
+#: Settings for which ``None`` is a value: ``timeout=None`` means no limit, as
+#: it does for :func:`anyio.fail_after` and :func:`asyncio.timeout`.
+NULLABLE: Final = frozenset({"timeout"})
+
+
+def is_given(name: str, value: object) -> bool:
+    """
+    Tell whether *value* sets the policy setting *name*: ``...`` never does,
+    ``None`` only where it is a value (:data:`NULLABLE`).
+
+    .. versionadded:: 0.1.0
+    """
+    return value is not ... and (value is not None or name in NULLABLE)
+
+
 #: The names of every policy setting, in the order the docs list them.
 POLICY_FIELDS: Final = (
     "level",
@@ -374,7 +389,7 @@ class Policy:
             capacity slowly.
         wait: Block until each backend confirms the deletion.
         timeout: Seconds that one cleanup may take before it is abandoned and
-            reported as failed; ``None`` for no bound.
+            reported as failed, 30 by default; ``None`` for no limit.
         concurrency: How many cleanups of one kind run at once.
         on_error: ``"raise"`` raises cleanup failures as one
             :class:`~cleanroom.exceptions.CleanupError`; ``"warn"`` emits a
@@ -394,13 +409,16 @@ class Policy:
 
     def evolve(self, **changes: Any) -> Policy:
         """
-        Return a copy with *changes* applied; ``None`` values are ignored.
+        Return a copy with *changes* applied. ``...`` and ``None`` values are
+        ignored, except ``timeout=None``, which means no limit.
 
         Raises:
             PolicyError: On an unknown setting or a bad value.
         """
         _check_names(changes, "policy setting")
-        given = {name: value for name, value in changes.items() if value is not None}
+        given = {
+            name: value for name, value in changes.items() if is_given(name, value)
+        }
         if not given:
             return self
         return attrs.evolve(self, **given)
@@ -435,7 +453,8 @@ class Policy:
         Args:
             layers: Mappings of settings, most important first (explicit
                 arguments, then a pytest marker, then command-line options);
-                ``None`` values and ``None`` layers are skipped.
+                ``None`` layers, ``...`` values and ``None`` values are
+                skipped, except ``timeout=None`` (no limit).
             environ: Where to read ``CLEANROOM_*`` variables; ``os.environ``
                 by default.
             config: Settings from a configuration file that ranks below the
@@ -456,14 +475,14 @@ class Policy:
                 continue
             _check_names(layer, "policy setting")
             for name, value in layer.items():
-                if value is not None:
+                if is_given(name, value):
                     merged.setdefault(name, value)
         for name, value in env_settings(environ).items():
             merged.setdefault(name, value)
         if config:
             _check_names(config, "policy setting")
             for name, value in config.items():
-                if value is not None:
+                if is_given(name, value):
                     merged.setdefault(name, value)
         for name, value in project_settings(start).items():
             merged.setdefault(name, value)
@@ -496,7 +515,13 @@ def env_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 #: Keys of ``[tool.cleanroom]`` that are not policy settings.
-PROJECT_KEYS: Final = ("levels", "allowed_roots", "journal", "retention")
+PROJECT_KEYS: Final = (
+    "levels",
+    "allowed_roots",
+    "journal",
+    "retention_count",
+    "retention_age",
+)
 
 _project_cache: dict[Path, tuple[float, dict[str, Any]]] = {}
 _project_lock = threading.Lock()

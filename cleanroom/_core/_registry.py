@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
 
-from ._policy import Policy, env_settings
+from ._policy import Policy, env_settings, is_given
 from ._resource import Disposition, Resource, State
 
 if TYPE_CHECKING:
@@ -156,8 +156,8 @@ class Registry:
         new_options = dict(self._options if options is None else options)
         new_config = dict(self._config if config is None else config)
         Policy.resolve(new_options, config=new_config)
-        self._options = {k: v for k, v in new_options.items() if v is not None}
-        self._config = {k: v for k, v in new_config.items() if v is not None}
+        self._options = {k: v for k, v in new_options.items() if is_given(k, v)}
+        self._config = {k: v for k, v in new_config.items() if is_given(k, v)}
         self._base_cache = None
 
     @property

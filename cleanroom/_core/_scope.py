@@ -13,12 +13,14 @@ from collections.abc import (
     Awaitable,
     Callable,
 )
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, cast, overload
 
 import anyio
 import anyio.to_thread
 
 from . import _context, _signals
+from ._context import CheckLeaks
 from ._creating import Creating
 from ._entries import (
     Callback,
@@ -31,7 +33,7 @@ from ._entries import (
 from ._exceptions import ScopeStateError
 from ._families import Families
 from ._handles import Handles
-from ._policy import Level, OnError, OnFailure, Outcome, Policy
+from ._policy import Level, OnError, OnFailure, Outcome, Policy, is_given
 from ._registry import Registry, set_scope_class
 from ._resource import (
     Disposition,
@@ -105,11 +107,20 @@ class Scope(
         force: See :class:`~cleanroom.Policy`.
         wait_after: See :class:`~cleanroom.Policy`.
         wait: See :class:`~cleanroom.Policy`.
-        timeout: See :class:`~cleanroom.Policy`.
+        timeout: See :class:`~cleanroom.Policy`; ``None`` for no limit. When
+            left out, the parent's (or the configured) timeout holds: 30
+            seconds by default.
         concurrency: See :class:`~cleanroom.Policy`.
         on_error: See :class:`~cleanroom.Policy`.
+        check_leaks: Check what the scope's body left behind once the scope
+            closed (:func:`~cleanroom.no_leaks`): ``True`` or ``"raise"``
+            raises :class:`~cleanroom.LeakError`, ``"warn"`` warns,
+            ``False``, ``"off"`` or ``None`` (the default) checks nothing; a
+            dict of :func:`~cleanroom.no_leaks` settings chooses what is
+            checked. Only a scope used with ``with`` or ``async with`` checks.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 *check_leaks*.
     """
 
     def __init__(
@@ -123,9 +134,10 @@ class Scope(
         force: bool | None = None,
         wait_after: float | None = None,
         wait: bool | None = None,
-        timeout: float | None = None,
+        timeout: float | EllipsisType | None = ...,
         concurrency: int | None = None,
         on_error: OnError | None = None,
+        check_leaks: CheckLeaks = None,
     ) -> None:
         self._exit_callbacks: deque[tuple[bool, Any]] = deque()
         self._name = name
@@ -142,7 +154,7 @@ class Scope(
                 ("concurrency", concurrency),
                 ("on_error", on_error),
             )
-            if value is not None
+            if is_given(key, value)
         }
         if overrides:
             # Check values now, so that bad ones fail where they are written.
@@ -160,6 +172,9 @@ class Scope(
         self._tokens: list[Any] = []
         self._registry: Registry | None = None
         self._families: dict[str, object] = {}
+        self._leak_check: _context.LeakCheck | None = None
+        if check_leaks is not None and check_leaks is not False:
+            self._leak_check = _leak_check(check_leaks)
         if parent is None and not _signals.decided:
             # A root scope may soon hold cleanups: make SIGTERM unwind to them.
             _signals.install_lazily()
@@ -279,10 +294,18 @@ class Scope(
 
     def __enter__(self) -> Self:
         self._tokens.append(_context.current.set(self))
+        check = self._leak_check
+        if check is not None and not check.running:
+            check.name = f"scope {self.name!r}"
+            check.start()
         return self
 
     async def __aenter__(self) -> Self:
         self._tokens.append(_context.current.set(self))
+        check = self._leak_check
+        if check is not None and not check.running:
+            check.name = f"scope {self.name!r}"
+            await check.astart()
         return self
 
     def _reset_current(self) -> None:
@@ -300,6 +323,9 @@ class Scope(
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
+        check = self._leak_check
+        if check is not None and check.running:
+            return self._exit_checked(check, (exc_type, exc, tb))
         self._reset_current()
         if self._has_async and any(not is_sync for is_sync, _ in self._exit_callbacks):
             library = _context.running_async_library()
@@ -320,9 +346,44 @@ class Scope(
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
+        check = self._leak_check
+        if check is not None and check.running:
+            return await self._aexit_checked(check, (exc_type, exc, tb))
         self._reset_current()
         with _signals.cleaning:
             return await self._unwind_async((exc_type, exc, tb))
+
+    def _exit_checked(self, check: _context.LeakCheck, exc_details: ExcDetails) -> bool:
+        """Close the scope, then check what it and its body left behind."""
+        self._leak_check = None
+        try:
+            suppressed = self.__exit__(*exc_details)
+        except BaseException as error:
+            check.stop()
+            check.conclude(error)
+            raise
+        finally:
+            self._leak_check = check
+        check.stop()
+        check.conclude(None if suppressed else exc_details[1])
+        return suppressed
+
+    async def _aexit_checked(
+        self, check: _context.LeakCheck, exc_details: ExcDetails
+    ) -> bool:
+        """As :meth:`_exit_checked`, waiting for stragglers with the loop running."""
+        self._leak_check = None
+        try:
+            suppressed = await self.__aexit__(*exc_details)
+        except BaseException as error:
+            await check.astop()
+            check.conclude(error)
+            raise
+        finally:
+            self._leak_check = check
+        await check.astop()
+        check.conclude(None if suppressed else exc_details[1])
+        return suppressed
 
     def close(self) -> None:
         """Run every cleanup now, as if the ``with`` block ended without error."""
@@ -523,11 +584,10 @@ class Scope(
                     f"sync release() inside a running {library} event loop; use "
                     "'await scope.arelease(handle)' instead"
                 )
-        handles = self._remove(entry)
+        self._remove(entry)
         failures: list[tuple[Resource, BaseException]] = []
         self._kept.pop(id(entry), None)
         self._settle_sync([entry], Outcome.PASSED, failures)
-        del handles
         if failures:
             error = self._report_failures(failures)
             if error is not None:
@@ -536,12 +596,11 @@ class Scope(
     async def arelease(self, handle: object) -> None:
         """Clean a tracked resource now from async code; see :meth:`release`."""
         entry = self._find(handle)
-        handles = self._remove(entry)
+        self._remove(entry)
         failures: list[tuple[Resource, BaseException]] = []
         self._kept.pop(id(entry), None)
         with anyio.CancelScope(shield=True):
             await shielded(self._settle_async([entry], Outcome.PASSED, failures))
-        del handles
         if failures:
             error = self._report_failures(failures)
             if error is not None:
@@ -556,7 +615,7 @@ class Scope(
         force: bool | None = None,
         wait_after: float | None = None,
         wait: bool | None = None,
-        timeout: float | None = None,
+        timeout: float | EllipsisType | None = ...,
         concurrency: int | None = None,
         on_error: OnError | None = None,
     ) -> Scope:
@@ -605,6 +664,15 @@ class Scope(
 
 
 set_scope_class(Scope)
+
+
+def _leak_check(setting: object) -> _context.LeakCheck | None:
+    factory = _context.leak_checks
+    if factory is None:
+        raise ScopeStateError(
+            "check_leaks needs cleanroom.leaks, which is not imported"
+        )
+    return factory(setting)
 
 
 def _cleanup_of(

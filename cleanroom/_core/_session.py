@@ -34,6 +34,7 @@ STALE_AFTER: Final = 4 * HEARTBEAT_INTERVAL
 
 _session: str | None = None
 _owner: Owner | None = None
+_command: str | None = None
 
 
 class Owner(NamedTuple):
@@ -98,6 +99,31 @@ def current_owner() -> Owner:
             start_time=process_start_time(pid),
         )
     return owner
+
+
+def command() -> str:
+    """
+    Return the command line that journal rows show for this process: its
+    own, or what :func:`set_command` said (an xdist worker, whose own is
+    ``-c``, names its run's command).
+
+    .. versionadded:: 0.1.0
+    """
+    if _command is not None:
+        return _command
+    import sys
+
+    return " ".join(sys.argv)[:1000]
+
+
+def set_command(text: str | None) -> None:
+    """
+    Say which command line this process runs on behalf of (``None`` for its own).
+
+    .. versionadded:: 0.1.0
+    """
+    global _command  # noqa: PLW0603
+    _command = None if text is None else text[:1000]
 
 
 def new_id() -> str:

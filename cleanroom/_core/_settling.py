@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from . import _context
 from ._capabilities import FreesRuntime
 from ._entries import (
     Entry,
@@ -241,6 +242,12 @@ class Settling(ScopeState):
         registry = self.registry
         if state is State.CLEANED:
             registry._cleaned(self._whole(), entry._resource)
+            if _context.cleaned_hooks and entry.ref is not None:
+                obj = entry.ref()
+                if obj is not None:
+                    name = self._whole().name
+                    for hook in list(_context.cleaned_hooks):
+                        hook(obj, name)
             return
         resource = entry.resource
         hint = entry.kind.delete_hint(resource)

@@ -63,6 +63,9 @@ _installed = False
 _owner_pid = 0
 _previous_sigterm: Handler = None
 
+#: Called first when SIGTERM arrives (see :func:`on_sigterm`).
+_sigterm_hooks: list[Callable[[], None]] = []
+
 _depth = 0
 _saved_sigint: Handler = None
 _pending: list[int] = []
@@ -146,6 +149,26 @@ def uninstall() -> None:
     _installed = decided = False
 
 
+def on_sigterm(hook: Callable[[], None]) -> Callable[[], None]:
+    """
+    Call *hook* as soon as this process receives SIGTERM, before anything
+    else (even during a cleanup, which holds the signal itself back) — to
+    pass the signal on to worker processes at once, say.
+
+    Returns:
+        What removes the hook again.
+
+    .. versionadded:: 0.1.0
+    """
+    _sigterm_hooks.append(hook)
+
+    def remove() -> None:
+        if hook in _sigterm_hooks:
+            _sigterm_hooks.remove(hook)
+
+    return remove
+
+
 def received() -> tuple[int, ...]:
     """
     Return the signals that cleanroom's handlers received, oldest first.
@@ -161,6 +184,11 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
         _die_of(signum, _previous_sigterm, frame)
         return
     _received.append(signum)
+    for hook in tuple(_sigterm_hooks):
+        try:
+            hook()
+        except Exception as exc:  # a hook must not stop the unwinding
+            sys.stderr.write(f"cleanroom: a SIGTERM hook failed: {exc!r}\n")
     if _depth:
         _pending.append(signum)
         return

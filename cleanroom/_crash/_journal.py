@@ -6,8 +6,11 @@ Rows are written *before* a resource is created (state ``intent``) and
 updated when it is created, cleaned, kept, failed or forgotten. Several
 processes share one file (pytest-xdist workers, reapers, sweeps): the file
 is in WAL mode, every write is one short transaction, and busy databases are
-retried. A damaged or foreign file is reported, moved aside as
-``<name>.corrupt-<timestamp>`` and replaced by a fresh journal.
+retried. A damaged cleanroom journal is reported, moved aside as
+``<name>.corrupt-<timestamp>`` and replaced by a fresh journal — only by a
+process that writes; readers report it. A file that is not a cleanroom
+journal (another program's SQLite file, any other file) is refused and
+never moved.
 
 This module uses the standard library only (the reaper imports it at start);
 the process's recorder, which listens to the registry, lives in
@@ -296,6 +299,26 @@ def _is_damage(exc: sqlite3.DatabaseError) -> bool:
     return not isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError)
 
 
+#: The first bytes of every SQLite database file.
+_SQLITE_MAGIC: Final = b"SQLite format 3\x00"
+
+#: Where the header of an SQLite file holds its ``application_id``.
+_APPLICATION_ID_OFFSET: Final = 68
+
+
+def _is_ours(path: Path) -> bool:
+    """Tell whether *path* is an SQLite file that says it is a cleanroom journal."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(_APPLICATION_ID_OFFSET + 4)
+    except OSError:
+        return False
+    if not header.startswith(_SQLITE_MAGIC) or len(header) < _APPLICATION_ID_OFFSET + 4:
+        return False
+    found = int.from_bytes(header[_APPLICATION_ID_OFFSET:], "big")
+    return found == APPLICATION_ID
+
+
 def _aside_name(path: Path) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime())
     candidate = path.with_name(f"{path.name}.corrupt-{stamp}")
@@ -318,12 +341,23 @@ class Journal:
             0700) unless *create* is false.
         create: Whether to create a missing file; when false, opening a
             missing file raises :class:`FileNotFoundError`.
+        repair: Whether a damaged cleanroom journal may be moved aside and
+            replaced by a fresh one; when false (for commands that only
+            read), it raises :class:`JournalUnavailable` instead.
+
+    Raises:
+        JournalUnavailable: When the file cannot be used: it is not a
+            cleanroom journal (it is never moved), was written by a newer
+            cleanroom, or is damaged and *repair* is false.
 
     .. versionadded:: 0.1.0
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, create: bool = True, repair: bool = True
+    ) -> None:
         self.path = Path(path)
+        self.repair = repair
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._file_id: tuple[int, int] | None = None
@@ -345,9 +379,7 @@ class Journal:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             os.close(fd)
         except OSError as exc:
-            raise JournalUnavailable(
-                f"cannot create the journal {path}: {exc}"
-            ) from exc
+            raise JournalUnavailable(f"cannot open the journal {path}: {exc}") from exc
         for attempt in range(3):
             try:
                 self._conn = self._connect()
@@ -360,8 +392,10 @@ class Journal:
                 self._set_aside(str(exc))
                 continue
             except _Foreign as exc:
-                self._set_aside(str(exc))
-                continue
+                raise JournalUnavailable(
+                    f"{exc}; it is not a cleanroom journal, so cleanroom leaves "
+                    f"it alone: point {JOURNAL_ENV} at another file"
+                ) from None
             return
         raise JournalUnavailable(f"cannot open the journal {path}")
 
@@ -404,7 +438,7 @@ class Journal:
             )
         missing = _missing_columns(conn)
         if missing:
-            raise _Foreign(
+            raise sqlite3.DatabaseError(
                 f"{self.path} has the schema version of this cleanroom but not "
                 f"its layout (missing {', '.join(missing)})"
             )
@@ -431,8 +465,22 @@ class Journal:
             raise
 
     def _set_aside(self, why: str) -> None:
-        """Move a damaged or foreign journal out of the way, under a lock."""
+        """
+        Move a damaged cleanroom journal out of the way, under a lock; refuse
+        any other file, and any file when this journal may not repair.
+        """
         path = self.path
+        if not _is_ours(path):
+            raise JournalUnavailable(
+                f"{path} is not a cleanroom journal ({why}); cleanroom leaves it "
+                f"alone: point {JOURNAL_ENV} at another file"
+            )
+        if not self.repair:
+            raise JournalUnavailable(
+                f"the cleanroom journal {path} is damaged ({why}); a command that "
+                "writes (a test run, `cleanroom sweep`) moves it aside and starts "
+                "a fresh one"
+            )
         lock_path = path.with_name(path.name + ".lock")
         import fcntl
 
@@ -1005,17 +1053,35 @@ def _rows_query(
 
 
 @contextlib.contextmanager
-def open_existing(path: Path | None) -> Iterator[Journal | None]:
+def open_existing(
+    path: Path | None, *, repair: bool = True, strict: bool = False
+) -> Iterator[Journal | None]:
     """
-    Open the journal at *path* when it exists, yielding ``None`` otherwise
-    (or when it cannot be used; that is logged).
+    Open the journal at *path* when it exists, yielding ``None`` otherwise.
+
+    Args:
+        path: The journal file, or ``None`` when journaling is off.
+        repair: Whether a damaged journal may be moved aside (commands that
+            only read pass false).
+        strict: Raise :class:`JournalUnavailable` when the journal cannot be
+            used (or, missing, could never be created), instead of logging it
+            and yielding ``None``.
     """
-    if path is None or not path.exists():
+    if path is None:
         yield None
         return
     try:
-        journal = Journal(path, create=False)
+        if not path.exists():
+            if strict:
+                _check_creatable(path)
+            yield None
+            return
+        journal = Journal(path, create=False, repair=repair)
     except (JournalUnavailable, FileNotFoundError, OSError) as exc:
+        if strict:
+            if isinstance(exc, JournalUnavailable):
+                raise
+            raise JournalUnavailable(f"cannot use the journal {path}: {exc}") from exc
         log.warning("cannot use the cleanroom journal %s: %s", path, exc)
         yield None
         return
@@ -1023,3 +1089,18 @@ def open_existing(path: Path | None) -> Iterator[Journal | None]:
         yield journal
     finally:
         journal.close()
+
+
+def _check_creatable(path: Path) -> None:
+    """Raise :class:`JournalUnavailable` when no journal could be created at *path*."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise JournalUnavailable(
+            f"the journal {path} cannot be created: {folder} is not a directory"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise JournalUnavailable(
+            f"the journal {path} cannot be created: {folder} is not writable"
+        )

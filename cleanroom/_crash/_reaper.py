@@ -248,16 +248,15 @@ def reap(
             from ._sweep import clean_rows
 
             owner = journal.owner(owner_id)
-            timeout = (
-                owner.policy.get("timeout") if owner is not None else None
-            ) or 30.0
+            # The owner's policy timeout; None there means no limit.
+            timeout = owner.policy.get("timeout", 30.0) if owner is not None else 30.0
             results = clean_rows(
                 journal,
                 rows,
                 actor="reaper",
                 honor_keep=True,
                 died=died,
-                timeout=float(timeout),
+                timeout=None if timeout is None else float(timeout),
             )
             status = int(any(result.action == "failed" for result in results))
             _log(

@@ -18,7 +18,6 @@ import contextlib
 import logging
 import os
 import subprocess
-import sys
 import threading
 import time
 from typing import IO, TYPE_CHECKING, Any
@@ -414,10 +413,10 @@ def _on_interrupt(scope: Scope, kind: Kind | None) -> str:
 
 
 def _kept_until() -> float | None:
-    from ._sweep import retention
+    from ._sweep import Retention
 
     try:
-        seconds = retention()
+        seconds = Retention.resolve().age
     except ValueError as exc:
         log.error("bad retention setting: %s", exc)
         return None
@@ -425,7 +424,9 @@ def _kept_until() -> float | None:
 
 
 def _command() -> str:
-    return " ".join(sys.argv)[:1000]
+    from cleanroom._core._session import command
+
+    return command()
 
 
 def _policy() -> dict[str, Any]:
@@ -461,6 +462,16 @@ def recorder() -> Recorder | None:
                 path = None
             _recorder = Recorder(path) if path is not None else None
             _resolved = True
+    return _recorder
+
+
+def existing() -> Recorder | None:
+    """
+    Return the process's recorder if one was made, without making one (leak
+    checks ask it which processes and files are cleanroom's own).
+
+    .. versionadded:: 0.2.0
+    """
     return _recorder
 
 

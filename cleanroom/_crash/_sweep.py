@@ -21,7 +21,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import attrs
@@ -45,8 +45,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cleanroom")
 
-#: The variable that sets how long kept resources stay (see :func:`retention`).
-RETENTION_ENV: Final = "CLEANROOM_RETENTION"
+#: The variable that sets how many sessions' kept resources stay.
+RETENTION_COUNT_ENV: Final = "CLEANROOM_RETENTION_COUNT"
+
+#: The variable that sets how long kept resources stay at most.
+RETENTION_AGE_ENV: Final = "CLEANROOM_RETENTION_AGE"
+
+#: How many sessions' kept resources stay by default, as pytest's ``tmp_path``.
+DEFAULT_RETENTION_COUNT: Final = 3
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhdw]?)\s*$", re.IGNORECASE)
 _UNITS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -84,34 +90,103 @@ def parse_duration(text: str | float) -> float:
     return seconds
 
 
-def retention() -> float | None:
+def _retention_count(value: object, source: str) -> int | None:
+    if isinstance(value, str) and value.strip().lower() in {"none", "all"}:
+        return None
+    text = str(value).strip()
+    count = int(text) if text.isdigit() else -1
+    if isinstance(value, bool) or count < 0:
+        raise ValueError(
+            f"{source} must be a number of sessions (0 or more) or 'none', "
+            f"not {value!r}"
+        )
+    return count
+
+
+def _retention_age(value: object, source: str) -> float | None:
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return None
+    try:
+        return parse_duration(value)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}, or 'none'") from None
+
+
+@attrs.frozen
+class Retention:
     """
-    Return how long kept resources stay after their session, in seconds.
+    How long resources that ended sessions kept on purpose stay before a sweep
+    removes them — like pytest's ``tmp_path`` retention.
 
-    ``CLEANROOM_RETENTION`` or ``retention`` in ``[tool.cleanroom]``: a
-    duration (:func:`parse_duration`), or ``"next-session"`` (the default):
-    kept until a sweep runs after the session that kept them has ended.
+    A kept resource goes once *count* sessions newer than the one that kept it
+    have started, or once it has been kept for *age* seconds, whichever comes
+    first; ``None`` turns a limit off.
 
-    Returns:
-        Seconds, or ``None`` for "until the next session".
-
-    Raises:
-        ValueError: On a bad value.
+    Attributes:
+        count: How many sessions' kept resources stay (the keeping session
+            counts): with 3, the 4th session after it removes them.
+        age: Seconds after which a kept resource goes whatever the count.
 
     .. versionadded:: 0.1.0
     """
-    value: Any = os.environ.get(RETENTION_ENV, "").strip()
-    if not value:
-        from cleanroom._core._policy import project_config
-        from cleanroom.exceptions import PolicyError
 
-        try:
-            value = project_config().get("retention", "")
-        except PolicyError:
-            value = ""
-    if value in {"", "next-session", "next", "session"}:
-        return None
-    return parse_duration(value)
+    count: int | None = DEFAULT_RETENTION_COUNT
+    age: float | None = None
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        count: object = None,
+        age: object = None,
+        config: Mapping[str, object] | None = None,
+    ) -> Retention:
+        """
+        Combine the settings: *count* and *age* given here (a command line),
+        then ``CLEANROOM_RETENTION_COUNT`` and ``CLEANROOM_RETENTION_AGE``,
+        then *config* (pytest's ini keys ``count`` and ``age``), then
+        ``retention_count`` and ``retention_age`` in ``[tool.cleanroom]``.
+
+        Values are numbers, strings (``"3"``, ``"7d"``) or ``"none"``.
+
+        Raises:
+            ValueError: On a bad value; the message names it and the valid ones.
+        """
+        project = _project_table()
+        config = config or {}
+        layers: list[tuple[object, str]] = []
+        for name, given, env in (
+            ("count", count, RETENTION_COUNT_ENV),
+            ("age", age, RETENTION_AGE_ENV),
+        ):
+            for value, source in (
+                (given, f"retention {name}"),
+                (os.environ.get(env, "").strip() or None, env),
+                (config.get(name), f"cleanroom_retention_{name}"),
+                (project.get(f"retention_{name}"), f"retention_{name}"),
+            ):
+                if value is not None and value != "":
+                    layers.append((value, source))
+                    break
+            else:
+                layers.append((None, ""))
+        (count_value, count_source), (age_value, age_source) = layers
+        return cls(
+            DEFAULT_RETENTION_COUNT
+            if count_value is None
+            else _retention_count(count_value, count_source),
+            None if age_value is None else _retention_age(age_value, age_source),
+        )
+
+
+def _project_table() -> Mapping[str, object]:
+    from cleanroom._core._policy import project_config
+    from cleanroom.exceptions import PolicyError
+
+    try:
+        return project_config()
+    except PolicyError:
+        return {}
 
 
 @attrs.frozen
@@ -146,7 +221,9 @@ class SweepResult:
         row: The journal row's id, or ``None`` for a prefix rule's match.
         session: The session that created it, if known.
         owner: The owner process, as ``host:pid``, if known.
-        reason: Why it failed, was skipped or kept.
+        reason: Why it failed, was skipped, kept or removed.
+        what: What the resource is, as its kind describes it (for a
+            ``watch()``: the new paths under its root, not the root).
 
     .. versionadded:: 0.1.0
     """
@@ -159,6 +236,7 @@ class SweepResult:
     session: str | None = None
     owner: str | None = None
     reason: str | None = None
+    what: str | None = None
 
     @classmethod
     def of(cls, row: Row, action: str, reason: str | None = None) -> SweepResult:
@@ -172,7 +250,13 @@ class SweepResult:
             row.session,
             f"{row.host}:{row.pid}" if row.host is not None else None,
             reason,
+            describe_row(row),
         )
+
+    @property
+    def description(self) -> str:
+        """What the resource is: its kind's description, or its kind and name."""
+        return self.what or f"{self.kind} {self.name!r}"
 
     def as_dict(self) -> dict[str, Any]:
         """Return plain data for ``--json`` output."""
@@ -252,6 +336,21 @@ def resolve_kind(name: str, module: str | None = None) -> Kind | None:
         except UnknownKindError:
             return None
     return None
+
+
+def describe_row(row: Row) -> str:
+    """
+    Describe a journaled resource through its kind, or by kind and name.
+
+    .. versionadded:: 0.1.0
+    """
+    kind = resolve_kind(row.kind, row.module)
+    if kind is not None:
+        try:
+            return kind.describe(_resource(row))
+        except Exception as exc:
+            log.debug("cannot describe %s %r: %s", row.kind, row.name, exc)
+    return f"{row.kind} {row.name!r}"
 
 
 def canonical_kind(name: str) -> str:
@@ -430,11 +529,13 @@ def is_orphan(
     include_kept: bool,
     now: float,
     live_sessions: frozenset[str] = frozenset(),
+    past_retention: Callable[[Row], bool] | None = None,
 ) -> bool:
     """
     Tell whether a sweep may remove the resource of *row*: its owner is dead,
     its session is not in *live_sessions*, no live process works on it, and
-    it is not kept (or *include_kept* and its retention is over).
+    it is not kept — or *include_kept* and *past_retention* says its
+    retention is over (without *past_retention*, every kept resource goes).
 
     .. versionadded:: 0.1.0
     """
@@ -442,14 +543,61 @@ def is_orphan(
         return False
     if row.state == "sweeping" and _claimant_alive(row.claim, row.updated, now):
         return False
-    state = row.settled_state
-    if state == "kept" or (
-        row.on_interrupt == "keep" and state in {"created", "failed"}
-    ):
+    if is_kept(row):
         if not include_kept:
             return False
-        return row.expires is None or row.expires <= now
-    return state in {"intent", "created", "failed", "sweeping"}
+        return past_retention is None or past_retention(row)
+    return row.settled_state in {"intent", "created", "failed", "sweeping"}
+
+
+def is_kept(row: Row) -> bool:
+    """Tell whether *row* was kept on purpose (by outcome, or by level on interrupt)."""
+    state = row.settled_state
+    return state == "kept" or (
+        row.on_interrupt == "keep" and state in {"created", "failed"}
+    )
+
+
+def _retention_check(
+    journal: Journal, retention: Retention, current: str | None, now: float
+) -> Callable[[Row], str | None]:
+    """
+    Return what tells why a kept row's retention is over (``None`` while it
+    is not): *retention.count* newer sessions started (*current*, the
+    sweeping run, among them), or its age passed.
+    """
+    began: dict[str, float] = {}
+    for owner in journal.owners():
+        began[owner.session] = min(owner.started, began.get(owner.session, now))
+    if current is not None:
+        began.setdefault(current, now)
+    starts = sorted(began.values())
+
+    def over(row: Row) -> str | None:
+        if row.expires is not None and row.expires <= now:
+            return "kept past its expiry"
+        if retention.age is not None and row.updated + retention.age <= now:
+            return f"kept longer than {_seconds(retention.age)}"
+        if retention.count is not None:
+            start = began.get(row.session)
+            newer = (
+                len(starts) if start is None else sum(1 for s in starts if s > start)
+            )
+            if newer >= retention.count:
+                return (
+                    f"kept; {newer} newer session{'s' if newer != 1 else ''} "
+                    f"ran (retention: {retention.count})"
+                )
+        return None
+
+    return over
+
+
+def _seconds(value: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if value >= size and value % size == 0:
+            return f"{int(value // size)}{unit}"
+    return f"{value:g}s"
 
 
 def sweep(
@@ -460,6 +608,9 @@ def sweep(
     older_than: float | None = None,
     session: str | None = None,
     include_kept: bool = True,
+    all_kept: bool = False,
+    retention: Retention | None = None,
+    current_session: str | None = None,
     prefix_rules: Sequence[PrefixRule] = (),
     progress: Progress | None = None,
     timeout: float | None = 30.0,
@@ -474,13 +625,23 @@ def sweep(
         kinds: Only these kinds (any alias).
         older_than: Only resources created more than this many seconds ago.
         session: Only resources of this session.
-        include_kept: Also remove kept resources whose retention has passed.
+        include_kept: Also remove kept resources of ended sessions whose
+            retention has passed.
+        all_kept: Remove every kept resource of ended sessions, whatever
+            its retention.
+        retention: How long kept resources stay; by default
+            :meth:`Retention.resolve`.
+        current_session: The session of the run that sweeps, which counts
+            as the newest session for *retention*.
         prefix_rules: Opt-in rules for resources created outside cleanroom.
         progress: Called with (done, total) as removals finish.
         timeout: Seconds one deletion may take.
 
     Returns:
         What was removed, failed or skipped.
+
+    Raises:
+        ValueError: On a bad retention setting.
 
     .. versionadded:: 0.1.0
     """
@@ -495,19 +656,40 @@ def sweep(
             "created_before": None if older_than is None else now - older_than,
             "states": SWEEPABLE_STATES,
         }
-        select = _selector(journal, session=session, include_kept=include_kept, now=now)
+        why: Callable[[Row], str | None] = lambda _: None  # noqa: E731
+        past: Callable[[Row], bool] | None = None
+        if include_kept and not all_kept:
+            why = _retention_check(
+                journal, retention or Retention.resolve(), current_session, now
+            )
+            past = lambda row: why(row) is not None  # noqa: E731
+        elif all_kept:
+            why = lambda _: "kept; removed on demand"  # noqa: E731
+        select = _selector(
+            journal,
+            session=session,
+            include_kept=include_kept or all_kept,
+            now=now,
+            past_retention=past,
+        )
         if dry_run:
             rows = select(journal.rows(**query))
-            report.results.extend(SweepResult.of(row, "would-remove") for row in rows)
+            report.results.extend(
+                SweepResult.of(row, "would-remove", _why(row, why)) for row in rows
+            )
         else:
             claimant = f"sweep:{current_owner().claim}"
             rows = journal.claim(claimant, select, **query)
+            reasons = {row.id: _why(row, why) for row in rows}
             report.results.extend(
-                clean_rows(
+                attrs.evolve(
+                    result, reason=result.reason or reasons.get(result.row or -1)
+                )
+                for result in clean_rows(
                     journal,
                     rows,
                     actor="sweep",
-                    honor_keep=not include_kept,
+                    honor_keep=not (include_kept or all_kept),
                     timeout=timeout,
                     progress=progress,
                 )
@@ -538,18 +720,35 @@ def sweep(
     return report
 
 
+def _why(row: Row, kept: Callable[[Row], str | None]) -> str:
+    """Say why a sweep takes *row*: its retention is over, or its owner died."""
+    if is_kept(row):
+        return kept(row) or "kept"
+    return "orphaned: its owner died" if row.closed is None else "left behind"
+
+
+def load_journal_kinds(journal: Journal) -> None:
+    """Import the modules that register the kinds of the journal's rows."""
+    for module in journal.modules():
+        _import_quietly(module)
+
+
 def _wanted(journal: Journal, kinds: Iterable[str] | None) -> list[str] | None:
     """The canonical names of *kinds*, knowing the kinds of the journal's rows."""
     if kinds is None:
         return None
     # Aliases of kinds that this process has not imported yet.
-    for module in journal.modules():
-        _import_quietly(module)
+    load_journal_kinds(journal)
     return sorted({canonical_kind(kind) for kind in kinds})
 
 
 def _selector(
-    journal: Journal, *, session: str | None, include_kept: bool, now: float
+    journal: Journal,
+    *,
+    session: str | None,
+    include_kept: bool,
+    now: float,
+    past_retention: Callable[[Row], bool] | None = None,
 ) -> Callable[[list[Row]], list[Row]]:
     """Return what picks the orphans among candidate rows."""
     # A session with a live process keeps even its dead processes' resources
@@ -562,7 +761,13 @@ def _selector(
         return [
             row
             for row in candidates
-            if is_orphan(row, include_kept=include_kept, now=now, live_sessions=live)
+            if is_orphan(
+                row,
+                include_kept=include_kept,
+                now=now,
+                live_sessions=live,
+                past_retention=past_retention,
+            )
         ]
 
     return select
@@ -753,15 +958,24 @@ def _delete(kind: Kind, resource: Resource) -> None:
     kind.delete(resource, wait=True)
 
 
-def session_start_sweep() -> int:
+def session_start_sweep(
+    current_session: str | None = None, retention: Retention | None = None
+) -> SweepReport | None:
     """
     Sweep the journal once at the start of a test session; never raises.
 
     The pytest plugin calls this in the controller process (not in xdist
     workers) unless ``--cleanroom-no-sweep`` is given. Failures are logged.
 
+    Args:
+        current_session: The session that starts, which counts as the
+            newest one for the retention of kept resources.
+        retention: How long kept resources stay; by default
+            :meth:`Retention.resolve`.
+
     Returns:
-        How many orphaned resources were removed.
+        What the sweep did, or ``None`` when there was no journal to sweep
+        or the sweep failed.
 
     .. versionadded:: 0.1.0
     """
@@ -769,23 +983,14 @@ def session_start_sweep() -> int:
         path = journal_path()
         with open_existing(path) as journal:
             if journal is None:
-                return 0
-            report = sweep(journal)
+                return None
+            report = sweep(
+                journal, current_session=current_session, retention=retention
+            )
     except (Exception, JournalUnavailable) as exc:
         log.warning("the cleanroom session-start sweep failed: %s", exc)
-        return 0
+        return None
     for result in report.results:
         if result.action == "failed":
-            log.warning(
-                "could not sweep the orphaned %s %r: %s",
-                result.kind,
-                result.name,
-                result.reason,
-            )
-    if report.removed:
-        log.info(
-            "swept %d orphaned resource%s left by earlier sessions",
-            report.removed,
-            "" if report.removed == 1 else "s",
-        )
-    return report.removed
+            log.warning("could not sweep %s: %s", result.description, result.reason)
+    return report

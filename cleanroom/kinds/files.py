@@ -14,9 +14,15 @@ deleted (a journal may replay the deletion in another process, long after):
   refused, and so is any ancestor of them;
 - containment is judged on the *resolved parent* of the path, so a symbolic
   link to a directory outside the roots does not let a path escape them;
-- symbolic links are never followed: deleting one removes the link, and a
-  tree is removed with :func:`shutil.rmtree`'s file-descriptor walk, which
-  removes links inside the tree without entering them.
+- a path's last part is never followed: deleting a link removes the link,
+  and a tree is removed with :func:`shutil.rmtree`'s file-descriptor walk,
+  which removes links inside the tree without entering them;
+- the root of :func:`watch` and :func:`track_glob` is resolved once, when
+  they are called; when it is reached through a link, the directory it
+  leads to must lie inside an allowed root. Below the root, links are never
+  entered;
+- a path that starts with ``~`` is expanded as a shell would (``~`` itself,
+  the home directory, stays refused).
 
 A refusal raises :class:`~cleanroom.exceptions.UnsafePathError`, which names
 the path, the reason and the allowed roots; nothing is deleted.
@@ -351,7 +357,7 @@ def track_glob(scope: Scope, pattern: str, root: str | os.PathLike[str]) -> Reso
 
     Raises:
         UnsafePathError: When *root* is ``/``, the home directory or one of
-            its ancestors.
+            its ancestors, or a link to a directory outside the allowed roots.
         NotADirectoryError: When *root* is not a directory.
         TypeError: When *pattern* or *root* has the wrong type.
         ValueError: When *pattern* is empty, absolute or climbs with ``..``.
@@ -392,7 +398,7 @@ def watch(
 
     Raises:
         UnsafePathError: When *root* is ``/``, the home directory or one of
-            its ancestors.
+            its ancestors, or a link to a directory outside the allowed roots.
         NotADirectoryError: When *root* is not a directory.
         TypeError: When *patterns* is not a sequence of strings.
         ValueError: When *patterns* is empty or holds a bad pattern.
@@ -513,6 +519,15 @@ def _path_text(value: object, what: str) -> str:
         raise ValueError(f"{what} must not be empty")
     if "\x00" in value:
         raise ValueError(f"{what} must not contain NUL characters: {value!r}")
+    if value.startswith("~"):
+        # As a shell would: "~" is the home directory, never a folder named "~".
+        expanded = os.path.expanduser(value)
+        if expanded.startswith("~"):
+            raise ValueError(
+                f"cannot expand {value!r}: no such user or no home directory; "
+                "write ./~ for a file named '~'"
+            )
+        return expanded
     return value
 
 
@@ -798,6 +813,18 @@ def _pattern_parts(pattern: object) -> tuple[str, ...]:
 def _watch_root(root: object) -> str:
     text = _path_text(root, "root")
     real = _root(text, "root")
+    if real != os.path.normpath(os.path.abspath(text)):
+        # Reached through a link: the link was followed once, here, and the
+        # directory it leads to must be one cleanroom may delete in.
+        roots = _roots(None)
+        if not any(_within(real, allowed) for allowed in roots):
+            listed = ", ".join(map(repr, roots)) or "none"
+            raise UnsafePathError(
+                f"refusing to watch {text!r}: it is a link to {real!r}, which is "
+                f"outside every allowed root (allowed roots: {listed}); pass a "
+                f"real directory, or allow {real!r} with {ENV_ALLOWED_ROOTS} or "
+                "allowed_roots in [tool.cleanroom] of pyproject.toml"
+            )
     if not os.path.isdir(real):
         if not os.path.lexists(real):
             raise FileNotFoundError(errno.ENOENT, "no such root to watch", text)

@@ -1,0 +1,3 @@
+"""
+The Docker backend's parts; :mod:`cleanroom.kinds.docker` is its public face.
+"""
