@@ -384,6 +384,7 @@ PODS: Final = ObjectsKind(
     api_version="v1",
     object_kind="Pod",
     adopts=(_MODELS + "v1_pod.V1Pod",),
+    sweeps=True,
 )
 JOBS: Final = JobsKind(
     "jobs",
@@ -392,6 +393,7 @@ JOBS: Final = JobsKind(
     api_version="batch/v1",
     object_kind="Job",
     adopts=(_MODELS + "v1_job.V1Job",),
+    sweeps=True,
 )
 NAMESPACES: Final = NamespacesKind(
     "namespaces",
@@ -400,6 +402,7 @@ NAMESPACES: Final = NamespacesKind(
     api_version="v1",
     object_kind="Namespace",
     adopts=(_MODELS + "v1_namespace.V1Namespace",),
+    sweeps=True,
 )
 #: Any other object: identity names its ``api_version`` and ``object_kind``.
 OBJECTS: Final = ObjectsKind(
