@@ -9,6 +9,8 @@ Python blocks run in one namespace per document, inside a fresh temporary
 directory that is the current directory while the document's examples run.
 A block whose first line is a comment naming a test file (``# test_demo.py``)
 is written to that file and run by pytest in a subprocess, which must pass.
+A TOML block whose first line names a file (``# pyproject.toml``) is written to
+that file, for the examples after it.
 In docstrings, doctests, ``.. code-block:: python`` and the literal blocks of
 Napoleon's ``Example::`` sections all run.
 """
@@ -106,6 +108,17 @@ def _evaluate(example: Example) -> None:
         )
 
 
+_TOML_FILE = re.compile(r"\A# ([\w.-]+\.toml)\n")
+
+
+def _write_toml(example: Example) -> None:
+    """Write a TOML block that names its file to that file."""
+    source = str(example.parsed)
+    match = _TOML_FILE.match(source)
+    if match is not None:
+        (Path.cwd() / match.group(1)).write_text(source, encoding="utf-8")
+
+
 _LITERAL_EXAMPLE = re.compile(
     r"^(?P<indent>[ \t]*)Examples?::[ \t]*\n"
     r"(?P<source>(?:[ \t]*\n)*(?:(?P=indent)[ \t]+\S.*\n(?:[ \t]*\n)*)+)",
@@ -147,6 +160,7 @@ pytest_collect_file = (
     Sybil(
         parsers=[
             _MystPythonParser(),
+            myst.CodeBlockParser("toml", _write_toml),
             myst.DocTestDirectiveParser(),
             myst.SkipParser(),
             myst.ClearNamespaceParser(),

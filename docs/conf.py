@@ -75,6 +75,7 @@ nitpick_ignore = [
     ("py:class", "cleanroom._core._scope.T"),
     ("py:class", "Category"),
     ("py:class", "LabelStyle"),
+    ("py:class", "Parser"),  # cleanroom.kinds.commands: "json", "lines" or a function
     ("py:class", "OnError"),
     ("py:class", "OnFailure"),
     ("py:class", "OnLeak"),

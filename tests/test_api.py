@@ -5,6 +5,7 @@ register and the Registry.
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import subprocess
 import sys
@@ -229,6 +230,21 @@ class TestRegister:
             timeout=60,
         ).stdout
         assert out.splitlines() == ["main done", "closed at exit"]
+
+
+class TestCurrentScope:
+    def test_left_in_each_context_it_was_entered_in(self) -> None:
+        """A scope entered here and in a task's context is not current here after."""
+        before = cleanroom.current_scope()
+        scope = Scope("two contexts")
+        scope.__enter__()
+        task_context = contextvars.copy_context()
+        task_context.run(scope.__enter__)
+        # Closed first from a third context, as a test body's aclose() is.
+        contextvars.copy_context().run(scope.close)
+        task_context.run(scope.close)
+        scope.close()
+        assert cleanroom.current_scope() is before
 
 
 class TestRegistry:

@@ -1129,7 +1129,7 @@ class TestSession:
         second = pytester.runpytest_subprocess("--resource-cleanup", "none")
         second.assert_outcomes(passed=1)
         assert made.exists()
-        assert "swept" not in second.stdout.str()
+        assert str(made) not in second.stdout.str()
         (later,) = (p for p in folder.iterdir() if p != made)
         third = pytester.runpytest_subprocess()
         third.assert_outcomes(passed=1)

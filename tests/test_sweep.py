@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import attrs
 import pytest
@@ -33,15 +34,27 @@ from cleanroom._crash._journal import Journal
 from cleanroom._crash._sweep import (
     PrefixRule,
     Retention,
+    SweepReport,
     is_orphan,
     parse_duration,
     session_start_sweep,
-    sweep,
+)
+from cleanroom._crash._sweep import (
+    sweep as sweep_everything,
 )
 from cleanroom.exceptions import UnknownKindError
 from procs import dead_owner
 
 TESTS = Path(__file__).parent
+
+
+def sweep(journal: Journal | None, **options: Any) -> SweepReport:
+    """
+    Sweep what the journal knows: the labelled objects that backends list
+    (real containers of other test sessions) are TestOwnedObjects' subject.
+    """
+    options.setdefault("owned", False)
+    return sweep_everything(journal, **options)
 
 
 @pytest.fixture
@@ -461,11 +474,11 @@ class TestOwnedObjects:
             "elsewhere",
             Ownership("far-session", "t", "another-host", 1, None, now).labels(),
         )
-        preview = sweep(journal, dry_run=True, kinds=["marker"])
+        preview = sweep(journal, dry_run=True, kinds=["marker"], owned=True)
         assert [(r.action, r.name) for r in preview.results] == [
             ("would-remove", "orphan")
         ]
-        report = sweep(journal, kinds=["marker"])
+        report = sweep(journal, kinds=["marker"], owned=True)
         assert [(r.action, r.name) for r in report.results] == [("removed", "orphan")]
         assert place.names() == ["elsewhere", "foreign", "mine"]
         assert place.deleted() == ["orphan"]
@@ -486,7 +499,7 @@ class TestOwnedObjects:
                 "gone-session", "t", dead.host, dead.pid, dead.start_time, 0
             ).labels(),
         )
-        report = sweep(journal, kinds=["marker"])
+        report = sweep(journal, kinds=["marker"], owned=True)
         assert [(r.action, r.name, r.row is None) for r in report.results] == [
             ("removed", "journaled", False)
         ]

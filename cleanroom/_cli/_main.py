@@ -151,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Remove journaled resources whose owner process is dead (or, on "
             "another host, silent for a minute) and kept resources whose "
             "retention has passed. Nothing a live session owns is touched, and "
-            "nothing outside the journal unless a --prefix rule names it. At a "
-            "terminal, the orphans are listed and you are asked first."
+            "nothing outside the journal unless a --prefix rule, or a kind's "
+            "declared orphan_prefixes, names it. At a terminal, the orphans are "
+            "listed and you are asked first."
         ),
         formatter_class=_Formatter,
     )
@@ -450,7 +451,11 @@ def _sweep_options(
     args: argparse.Namespace, parser: argparse.ArgumentParser
 ) -> dict[str, Any]:
     """Check the sweep command's arguments; return the sweep's settings."""
-    from cleanroom._crash._sweep import PrefixRule, parse_duration
+    from cleanroom._crash._sweep import (
+        PrefixRule,
+        declared_prefix_rules,
+        parse_duration,
+    )
 
     try:
         older_than = (
@@ -478,7 +483,8 @@ def _sweep_options(
         "session": args.session,
         "include_kept": not args.keep_kept,
         "all_kept": args.kept,
-        "prefix_rules": rules,
+        # Rules given here, then those the kinds opted into (orphan_prefixes).
+        "prefix_rules": list(dict.fromkeys(rules + declared_prefix_rules(args.kinds))),
     }
 
 
@@ -521,7 +527,7 @@ def _check_session(args: argparse.Namespace, journal: Journal | None) -> bool:
 def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     options = _sweep_options(args, parser)
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not args.json
-    if options["prefix_rules"] and not (args.yes or args.dry_run or interactive):
+    if args.prefixes and not (args.yes or args.dry_run or interactive):
         print(
             "cleanroom: prefix rules remove things cleanroom did not create; "
             "pass --yes to confirm",

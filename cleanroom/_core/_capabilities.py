@@ -53,7 +53,30 @@ class ListsOwned(Protocol):
     """
 
     def list_owned(self) -> Iterable[Owned]:
-        """Return every object of this kind that carries cleanroom's labels."""
+        """
+        Return every object of this kind that carries cleanroom's labels.
+
+        Raises:
+            BackendUnavailableError: When the backend cannot be reached; the
+                sweep then passes this kind by without a warning.
+        """
+
+
+@runtime_checkable
+class KnowsSessions(Protocol):
+    """
+    A kind whose backend records which sessions are alive (a Kubernetes Lease
+    per session), so that runners on different hosts sharing it tell a dead
+    session's objects from a live one's.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def session_alive(self, session: str) -> bool | None:
+        """
+        Tell whether *session* is alive: ``True`` or ``False`` by the backend's
+        record, ``None`` when the backend has none for it (or cannot be asked).
+        """
 
 
 @runtime_checkable

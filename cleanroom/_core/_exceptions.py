@@ -109,6 +109,61 @@ class DeletionBlockedError(CleanroomError, TimeoutError):
         self.blocked = dict(blocked)
 
 
+class CommandError(CleanroomError, RuntimeError):
+    """
+    Raised when a command of a command kind cannot run or fails: a create, a
+    delete that failed on every attempt, an ``exists`` or ``list`` command.
+
+    The message holds the command, quoted for a shell, its exit status and
+    the end of its standard error.
+
+    Attributes:
+        argv: The command that failed.
+        returncode: Its exit status, or ``None`` when it did not finish.
+        stderr: Its standard error.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        argv: Sequence[str] = (),
+        returncode: int | None = None,
+        stderr: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.argv = tuple(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild,
+            (type(self), str(self), self.argv, self.returncode, self.stderr),
+        )
+
+
+class CommandTimeoutError(CommandError, TimeoutError):
+    """
+    Raised when a command of a command kind outlived its timeout; its process
+    group was ended.
+
+    .. versionadded:: 0.2.0
+    """
+
+
+def _rebuild(
+    cls: type[CommandError],
+    message: str,
+    argv: Sequence[str],
+    returncode: int | None,
+    stderr: str,
+) -> CommandError:
+    return cls(message, argv=argv, returncode=returncode, stderr=stderr)
+
+
 class CleanupError(ExceptionGroup[Exception]):
     """
     Raised when cleaning one or more tracked resources failed.

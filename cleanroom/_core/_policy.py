@@ -514,6 +514,10 @@ def env_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     return found
 
 
+#: The variable naming the ``pyproject.toml`` to read instead of searching for
+#: one from the current directory (set for reapers, which run in ``/``).
+PYPROJECT_ENV: Final = "CLEANROOM_PYPROJECT"
+
 #: Keys of ``[tool.cleanroom]`` that are not policy settings.
 PROJECT_KEYS: Final = (
     "levels",
@@ -521,6 +525,7 @@ PROJECT_KEYS: Final = (
     "journal",
     "retention_count",
     "retention_age",
+    "commands",
 )
 
 _project_cache: dict[Path, tuple[float, dict[str, Any]]] = {}
@@ -536,6 +541,11 @@ def find_pyproject(start: Path | None = None) -> Path | None:
     # pathlib and tomllib are imported on first use: import cleanroom stays quick.
     from pathlib import Path
 
+    if start is None:
+        # A reaper runs in "/": its owner names the project it ran in.
+        given = os.environ.get(PYPROJECT_ENV, "").strip()
+        if given and Path(given).is_file():
+            return Path(given)
     here = (start or Path.cwd()).absolute()
     for folder in (here, *here.parents):
         candidate = folder / "pyproject.toml"

@@ -309,13 +309,19 @@ class Scope(
         return self
 
     def _reset_current(self) -> None:
-        if self._tokens:
-            token = self._tokens.pop()
+        # Undo the entry made in this context: a scope entered in several
+        # (a pytest fixture's, then the test's event loop) is left in each by
+        # its own token, whatever the order of the exits.
+        for index in range(len(self._tokens) - 1, -1, -1):
             try:
-                _context.current.reset(token)
+                _context.current.reset(self._tokens[index])
             except ValueError:
-                # Entered in another context (an async fixture's setup task).
-                _context.current.set(self._parent)
+                continue
+            del self._tokens[index]
+            return
+        if self._tokens and _context.current.get() is self:
+            # Entered only in another context (an async fixture's setup task).
+            _context.current.set(self._parent)
 
     def __exit__(
         self,

@@ -22,6 +22,7 @@ import threading
 import time
 from typing import IO, TYPE_CHECKING, Any
 
+from cleanroom._core._policy import PYPROJECT_ENV, find_pyproject
 from cleanroom._core._session import TOKEN_ENV, Owner, current_owner
 
 from . import _reaper
@@ -80,6 +81,11 @@ def start_reaper(journal: Path, owner: Owner) -> ReaperProcess:
     # The owner may run under a popen() token itself; its reaper must not be
     # taken for one of the owner's children.
     env.pop(TOKEN_ENV, None)
+    # The reaper runs in "/": tell it which project's settings (custom levels,
+    # declared command kinds) its owner uses.
+    project = find_pyproject()
+    if project is not None:
+        env[PYPROJECT_ENV] = str(project)
     log_file = env.get(_reaper.REAPER_LOG_ENV, "").strip()
     stderr: Any = subprocess.DEVNULL
     if log_file:

@@ -28,6 +28,7 @@ import attrs
 
 from cleanroom._core._running import clean_reserved, run_threads
 from cleanroom._core._session import STALE_AFTER, current_owner, hostname, pid_alive
+from cleanroom.exceptions import BackendUnavailableError
 
 from ._journal import (
     SWEEPABLE_STATES,
@@ -39,7 +40,7 @@ from ._journal import (
 )
 
 if TYPE_CHECKING:
-    from cleanroom._core._capabilities import ListsOwned
+    from cleanroom._core._capabilities import KnowsSessions, ListsOwned
     from cleanroom._core._ownership import Ownership
     from cleanroom._core._resource import Kind, Resource
 
@@ -612,6 +613,7 @@ def sweep(
     retention: Retention | None = None,
     current_session: str | None = None,
     prefix_rules: Sequence[PrefixRule] = (),
+    owned: bool = True,
     progress: Progress | None = None,
     timeout: float | None = 30.0,
 ) -> SweepReport:
@@ -634,6 +636,8 @@ def sweep(
         current_session: The session of the run that sweeps, which counts
             as the newest session for *retention*.
         prefix_rules: Opt-in rules for resources created outside cleanroom.
+        owned: Also remove the objects that backends list under a dead
+            session's ownership labels and the journal does not know.
         progress: Called with (done, total) as removals finish.
         timeout: Seconds one deletion may take.
 
@@ -694,17 +698,18 @@ def sweep(
                     progress=progress,
                 )
             )
-    report.results.extend(
-        _sweep_owned(
-            journal,
-            dry_run=dry_run,
-            kinds=kinds,
-            session=session,
-            older_than=older_than,
-            now=now,
-            timeout=timeout,
+    if owned:
+        report.results.extend(
+            _sweep_owned(
+                journal,
+                dry_run=dry_run,
+                kinds=kinds,
+                session=session,
+                older_than=older_than,
+                now=now,
+                timeout=timeout,
+            )
         )
-    )
     if prefix_rules:
         report.results.extend(
             _sweep_prefixes(
@@ -815,11 +820,16 @@ def _sweep_owned(
             beating.add(owner.session)
             if owner.alive(now=now):
                 live.add(owner.session)
+    knowers = _session_knowers()
     results: list[SweepResult] = []
     for lister in listers:
         kind = cast("Kind", lister)
         try:
             owned = list(lister.list_owned())
+        except BackendUnavailableError as exc:
+            # No engine or cluster here: nothing of it to sweep.
+            log.debug("not listing the %s objects cleanroom owns: %s", kind.name, exc)
+            continue
         except Exception as exc:
             log.warning("cannot list the %s objects cleanroom owns: %s", kind.name, exc)
             continue
@@ -829,23 +839,48 @@ def _sweep_owned(
             if (kind.name, resource.name) not in known
             and (session is None or ownership.session == session)
             and (older_than is None or ownership.created <= now - older_than)
-            and _dead(ownership, live, beating)
+            and _dead(ownership, live, beating, knowers)
         ]
         why = "labelled by a dead session and unknown to the journal"
         results.extend(_remove(kind, targets, why, dry_run=dry_run, timeout=timeout))
     return results
 
 
-def _dead(ownership: Ownership, live: set[str], beating: set[str]) -> bool:
+def _session_knowers() -> list[KnowsSessions]:
+    from cleanroom._core._capabilities import KnowsSessions
+    from cleanroom._core._resource import registered_kinds
+
+    found: dict[type, KnowsSessions] = {}
+    for kind in registered_kinds():
+        if isinstance(kind, KnowsSessions):
+            # One question per backend: kinds of one class share the record.
+            found.setdefault(type(kind), kind)
+    return list(found.values())
+
+
+def _dead(
+    ownership: Ownership,
+    live: set[str],
+    beating: set[str],
+    knowers: Sequence[KnowsSessions] = (),
+) -> bool:
     """Tell whether the owner of a labelled object is surely gone."""
     if ownership.session in live:
         return False
     alive = ownership.alive()
-    if alive is None:
-        # Another host's owner: dead only if the journal hears its heartbeats
-        # and they stopped.
-        return ownership.session in beating
-    return not alive
+    if alive is not None:
+        return not alive
+    # Another host's owner: a backend's record of live sessions (a Lease)
+    # decides, else the journal, if it hears the session's heartbeats.
+    for knower in knowers:
+        try:
+            said = knower.session_alive(ownership.session)
+        except Exception as exc:
+            log.debug("cannot ask whether session %s lives: %s", ownership.session, exc)
+            continue
+        if said is not None:
+            return not said
+    return ownership.session in beating
 
 
 def _remove(
@@ -914,6 +949,27 @@ def _listed(rule: PrefixRule) -> tuple[Kind, list[Resource]]:
     return kind, found
 
 
+def declared_prefix_rules(kinds: Iterable[str] | None = None) -> list[PrefixRule]:
+    """
+    Return the prefix rules that kinds opted into: the ``orphan_prefixes`` of
+    every installed kind that lists names (or only of *kinds*).
+
+    .. versionadded:: 0.2.0
+    """
+    from cleanroom._core import _discovery
+    from cleanroom._core._capabilities import ListsNames
+    from cleanroom._core._resource import registered_kinds
+
+    _discovery.load_all()
+    wanted = None if kinds is None else {canonical_kind(kind) for kind in kinds}
+    return [
+        PrefixRule(kind.name, prefix)
+        for kind in registered_kinds()
+        if isinstance(kind, ListsNames) and (wanted is None or kind.name in wanted)
+        for prefix in getattr(kind, "orphan_prefixes", ())
+    ]
+
+
 def _sweep_prefixes(
     journal: Journal | None,
     rules: Sequence[PrefixRule],
@@ -962,7 +1018,8 @@ def session_start_sweep(
     current_session: str | None = None, retention: Retention | None = None
 ) -> SweepReport | None:
     """
-    Sweep the journal once at the start of a test session; never raises.
+    Sweep the journal once at the start of a test session, then the prefix
+    rules that kinds opted into (:func:`declared_prefix_rules`); never raises.
 
     The pytest plugin calls this in the controller process (not in xdist
     workers) unless ``--cleanroom-no-sweep`` is given. Failures are logged.
@@ -982,11 +1039,20 @@ def session_start_sweep(
     try:
         path = journal_path()
         with open_existing(path) as journal:
-            if journal is None:
+            rules = declared_prefix_rules()
+            if journal is None and not rules:
                 return None
             report = sweep(
                 journal, current_session=current_session, retention=retention
             )
+            if rules:
+                # Apart, so that a kind that cannot list now hides nothing above.
+                try:
+                    found = sweep(journal, kinds=(), prefix_rules=rules)
+                except Exception as exc:
+                    log.warning("the cleanroom prefix rules failed: %s", exc)
+                else:
+                    report.results.extend(found.results)
     except (Exception, JournalUnavailable) as exc:
         log.warning("the cleanroom session-start sweep failed: %s", exc)
         return None

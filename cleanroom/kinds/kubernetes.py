@@ -19,10 +19,13 @@ deleted; an active Job is suspended first so that it does not recreate them.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import functools
+import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -33,6 +36,7 @@ import attrs
 from cleanroom._core._capabilities import Owned
 from cleanroom._core._ownership import Ownership, ownership_labels
 from cleanroom._core._resource import BaseKind, Resource, get_kind, register_kind
+from cleanroom._core._session import current_owner
 from cleanroom.exceptions import BackendUnavailableError
 
 from ._k8s_api import (
@@ -124,6 +128,16 @@ class ObjectsKind(BaseKind):
 
     def _cluster(self) -> Cluster:
         return self.cluster or default_cluster()
+
+    def session_alive(self, session: str) -> bool | None:
+        """
+        Tell from its Lease whether *session* is alive (see
+        :func:`session_alive`); ``None`` without a Lease or a cluster.
+        """
+        try:
+            return session_alive(session, cluster=self._cluster())
+        except Exception:
+            return None
 
     def adopt(self, scope: Scope, obj: Any, *, name: str | None = None) -> Resource:
         """
@@ -544,6 +558,7 @@ class K8s:
             identity.update(api_version=api_version, object_kind=kind)
         if kind_obj is JOBS and self._logs is not None:
             identity["logs"] = str(self._logs)
+        _hold_session_lease(self.cluster)
         with self.scope.creating(kind_obj, meta["name"], **identity) as creation:
             created = api.create(body=body, namespace=ns or None)
             creation.alias(created)
@@ -603,6 +618,7 @@ class K8s:
         }
         api = self.cluster.api("v1", "Namespace")
         identity = {"namespace": "", "selector": self.selector, "wait": wait}
+        _hold_session_lease(self.cluster)
         with self.scope.creating(NAMESPACES, name, **identity) as creation:
             creation.alias(api.create(body=body))
         self._handles[NAMESPACES.name, _key(name, "")] = creation.resource
@@ -676,6 +692,39 @@ def _as_dict(manifest: Any, cluster: Cluster) -> dict[str, Any]:
         return dict(body)
     kind = type(manifest).__name__
     raise TypeError(f"a manifest is a dict or a kubernetes client model, not {kind}")
+
+
+_leases: dict[int, SessionLease] = {}
+_leases_lock = threading.Lock()
+
+
+def _hold_session_lease(cluster: Cluster) -> None:
+    """
+    Hold this session's Lease in *cluster* from its first object on, renewed
+    while the process lives and deleted at its exit, so that sweeps on other
+    hosts know the session is alive. ``CLEANROOM_K8S_LEASE=off`` turns it off;
+    a cluster that refuses the Lease only loses that protection.
+    """
+    if os.environ.get("CLEANROOM_K8S_LEASE", "").strip().lower() in {"off", "0"}:
+        return
+    key = id(cluster)
+    if key in _leases:
+        return
+    with _leases_lock:
+        if key in _leases:
+            return
+        lease = SessionLease(current_owner().session, cluster)
+        try:
+            lease.start()
+        except Exception as exc:
+            logging.getLogger("cleanroom").debug("no session Lease: %s", exc)
+        _leases[key] = lease
+        atexit.register(_release_lease, lease)
+
+
+def _release_lease(lease: SessionLease) -> None:
+    with contextlib.suppress(Exception):
+        lease.stop()
 
 
 def family(scope: Scope) -> K8s:

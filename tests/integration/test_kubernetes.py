@@ -361,6 +361,47 @@ class TestSweepSupport:
             assert k8s.session_alive(session, now=later) is False
         assert k8s.session_alive(session) is None
 
+    def test_sweep_asks_leases_of_other_hosts(
+        self, core: Any, namespace: str, tmp_path: Any
+    ) -> None:
+        """Another host's labelled pod goes once its Lease expired, never before."""
+        from cleanroom._crash._journal import Journal
+        from cleanroom._crash._sweep import sweep
+
+        sessions = {
+            state: f"{state}-{os.urandom(4).hex()}"
+            for state in ("renewed", "expired", "unknown")
+        }
+        for state, session in sessions.items():
+            labels = cleanroom.Ownership(
+                session, "t", "another-host", 1, None, time.time() - 60
+            ).labels("kubernetes")
+            core.create_namespaced_pod(namespace, kube.pod_manifest(state, **labels))
+        renewed = k8s.SessionLease(sessions["renewed"], duration=60)
+        expired = k8s.SessionLease(sessions["expired"], duration=1)
+        expired.renew()  # and never again
+        time.sleep(1.5)
+        assert k8s.session_alive(sessions["expired"]) is False
+        with renewed, Journal(tmp_path / "journal.sqlite3") as journal:
+            report = sweep(journal, kinds=["pods"], session=None)
+        expired.stop()
+        removed = {r.name for r in report.results if r.action == "removed"}
+        assert "expired" in removed
+        assert not removed & {"renewed", "unknown"}
+        kube.wait_for(
+            lambda: pod_names(core, namespace) == {"renewed", "unknown"},
+            60,
+            "the expired session's pod to go",
+        )
+
+    def test_creating_holds_a_session_lease(self) -> None:
+        """The first object a process creates starts its session's Lease."""
+        from cleanroom._core._session import current_owner
+
+        with managed_resources() as scope:
+            scope.k8s.namespace()
+            assert k8s.session_alive(current_owner().session) is True
+
     def test_probe_and_roundtrip(self, core: Any) -> None:
         """probe() names the version; roundtrip() makes and deletes a namespace."""
         assert "Kubernetes v1." in k8s.NAMESPACES.probe()

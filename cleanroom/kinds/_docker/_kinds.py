@@ -80,6 +80,26 @@ class DockerKind(BaseKind):
         return labels is not None and labels.get(TOKEN_LABEL) == token
 
 
+def _listing_client() -> Any:
+    """
+    The engine's client for listing owned objects.
+
+    Raises:
+        BackendUnavailableError: When docker-py is missing or no engine answers,
+            so that a sweep passes Docker by quietly on a machine without it.
+    """
+    try:
+        import docker.errors
+    except ImportError:
+        raise BackendUnavailableError("the docker package is not installed") from None
+    try:
+        engine = client()
+        engine.ping()
+    except docker.errors.DockerException as exc:
+        raise BackendUnavailableError(f"no Docker engine answers: {exc}") from None
+    return engine
+
+
 @attrs.define
 class ContainerKind(DockerKind):
     """
@@ -190,7 +210,7 @@ class ContainerKind(DockerKind):
 
     def list_owned(self) -> Iterable[Owned]:
         """List the engine's containers that carry cleanroom's labels."""
-        found = client().containers.list(
+        found = _listing_client().containers.list(
             all=True, sparse=True, filters={"label": SESSION_LABEL}
         )
         for container in found:
@@ -262,7 +282,7 @@ class NetworkKind(DockerKind):
 
     def list_owned(self) -> Iterable[Owned]:
         """List the engine's networks that carry cleanroom's labels."""
-        for info in client().api.networks(filters={"label": SESSION_LABEL}):
+        for info in _listing_client().api.networks(filters={"label": SESSION_LABEL}):
             ownership = Ownership.from_labels(info.get("Labels"))
             if ownership is not None:
                 yield Owned(
@@ -335,7 +355,7 @@ class VolumeKind(DockerKind):
 
     def list_owned(self) -> Iterable[Owned]:
         """List the engine's volumes that carry cleanroom's labels."""
-        found = client().api.volumes(filters={"label": SESSION_LABEL})
+        found = _listing_client().api.volumes(filters={"label": SESSION_LABEL})
         for info in found.get("Volumes") or ():
             ownership = Ownership.from_labels(info.get("Labels"))
             if ownership is not None:
