@@ -532,3 +532,104 @@ class TestRunSignals:
         assert run.returncode != 0, out + err
         assert list(root.iterdir()) == []
         assert running(tag) == []
+
+
+STORM = """
+import faulthandler, signal, subprocess, sys
+faulthandler.register(signal.SIGUSR1, all_threads=True)
+signal.signal(signal.SIGINT, signal.default_int_handler)
+from pathlib import Path
+from cleanroom import Scope
+root = Path(sys.argv[1])
+with Scope("storm") as session:
+    print("go", flush=True)
+    while True:
+        with session.child("round") as scope:
+            for _ in range(3):
+                scope.tempdir(dir=root, prefix="storm-")
+                # Not our pipes: a process left behind must not hold them open.
+                scope.popen(["sleep", "300"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+                print("made", flush=True)
+"""
+
+
+def tagged(tag: str) -> list[int]:
+    """Pids of live processes whose environment holds ``CHAOS_TAG=<tag>``."""
+    needle = f"CHAOS_TAG={tag}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in environ and state not in {"Z", "X"}:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+class TestSignalStorm:
+    @pytest.mark.parametrize(
+        ("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, -signal.SIGINT)]
+    )
+    def test_nothing_remains(
+        self, tmp_path: Path, tag: str, sig: int, status: int
+    ) -> None:
+        """
+        100 programs creating temp dirs and processes, each sent *sig* at a
+        random instant of its first 0.3 s in its scope, clean up everything
+        they made before exiting; 10 run at once.
+        """
+        seed = random.randrange(1 << 32)
+        chance = random.Random(seed)
+        trials, batch = 100, 10
+        made = 0
+        began = time.monotonic()
+        for first in range(0, trials, batch):
+            children = []
+            for number in range(first, first + batch):
+                root = tmp_path / f"trial-{number}"
+                root.mkdir()
+                journal = tmp_path / f"journal-{number}.sqlite3"
+                child = subprocess.Popen(
+                    [sys.executable, "-c", STORM, str(root)],
+                    # No reaper: what the program leaves, it leaves for good.
+                    env=env_for(
+                        journal, CLEANROOM_REAPER="off", CHAOS_TAG=f"{tag}-{number}"
+                    ),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                children.append((child, root, number))
+            for child, _, _ in children:
+                assert child.stdout is not None
+                assert child.stdout.readline().strip() == "go"
+            for child, _, _ in children:
+                time.sleep(chance.uniform(0.0, 0.3))
+                child.send_signal(sig)
+            for child, root, number in children:
+                where = f"seed {seed}, trial {number}"
+                try:
+                    out, err = child.communicate(timeout=60)
+                except subprocess.TimeoutExpired:
+                    child.send_signal(signal.SIGUSR1)
+                    time.sleep(1)
+                    child.kill()
+                    _, err = child.communicate()
+                    pytest.fail(f"{where}: still runs 60 s after the signal:\n{err}")
+                assert child.returncode == status, f"{where}: {err}"
+                assert "CleanupError" not in err, f"{where}: {err}"
+                made += out.count("made")
+                left = sorted(p.name for p in root.iterdir())
+                assert left == [], f"{where}: left {left}"
+                assert tagged(f"{tag}-{number}") == [], f"{where}: processes"
+        seconds = time.monotonic() - began
+        print(
+            f"{trials} trials of {signal.Signals(sig).name}: {seconds:.1f} s,", end=""
+        )
+        print(f" {made} (dir, process) pairs made and cleaned, seed {seed}")

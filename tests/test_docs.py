@@ -38,3 +38,20 @@ class TestApiReference:
         }
         missing = sorted(n for n in names if f".. autoexception:: {n}\n" not in text)
         assert missing == []
+
+
+@pytest.mark.skipif(not DOCS.is_dir(), reason="needs a checkout with docs/")
+class TestWritingAKind:
+    def test_example_is_the_module_under_conformance(self) -> None:
+        """The kind of writing-a-kind.md is tests/examplekind.py, word for word."""
+        text = (DOCS / "writing-a-kind.md").read_text(encoding="utf-8")
+        section = text.split("## The example", 1)[1]
+        shown = section.split("```python\n", 1)[1].split("```\n", 1)[0]
+        tested = Path(__file__).with_name("examplekind.py").read_text(encoding="utf-8")
+        assert shown == tested
+
+    def test_example_kind_is_a_conformance_case(self) -> None:
+        """The example kind is among the cases of the conformance suite."""
+        from conformance import load_cases
+
+        assert "lock" in {case.kind for case in load_cases()}

@@ -159,7 +159,7 @@ class TestKind:
                 PROCESSES.describe(resource)
                 == f"process 'sleep 60' (pid {process.pid})"
             )
-            assert PROCESSES.delete_hint(resource) == f"kill -TERM -- -{process.pid}"
+            assert PROCESSES.delete_hint(resource) == f"kill -s TERM -- -{process.pid}"
         assert not PROCESSES.exists(resource)
 
     def test_long_command_lines_are_shortened(self) -> None:
@@ -285,7 +285,7 @@ class TestPopen:
             (resource,) = scope.resources()
             assert resource.identity["group"] is False
             assert resource.identity["pgid"] == os.getpgrp()
-            assert PROCESSES.delete_hint(resource) == f"kill -TERM {process.pid}"
+            assert PROCESSES.delete_hint(resource) == f"kill -s TERM {process.pid}"
         assert process.returncode == -signal.SIGTERM
 
     def test_forged_group_record_spares_our_group(self) -> None:
@@ -372,7 +372,7 @@ class TestHandles:
         (kept,) = scope.dispositions
         assert kept.state is State.KEPT
         assert kept.reason == "attach a debugger"
-        assert kept.hint == f"kill -TERM -- -{process.pid}"
+        assert kept.hint == f"kill -s TERM -- -{process.pid}"
 
     def test_release(self) -> None:
         """release(popen) ends the process at once."""
@@ -411,7 +411,7 @@ class TestOutcome:
             _ = 1 / 0
         assert alive(process.pid)
         (kept,) = scope.dispositions
-        assert kept.hint == f"kill -TERM -- -{process.pid}"
+        assert kept.hint == f"kill -s TERM -- -{process.pid}"
         assert "force=True" in (kept.reason or "")
 
     def test_force(self) -> None:
@@ -515,7 +515,7 @@ class TestTrackPid:
             with Scope() as scope:
                 resource = scope.track_pid(process.pid)
                 assert resource.identity["group"] is False
-                assert PROCESSES.delete_hint(resource) == f"kill -TERM {process.pid}"
+                assert PROCESSES.delete_hint(resource) == f"kill -s TERM {process.pid}"
             assert not alive(process.pid)
             # Our own child was reaped: no zombie is left.
             assert stat_of(process.pid) is None
@@ -684,7 +684,7 @@ class TestPidReuse:
         }
         reused = {**identity, "start_time": identity["start_time"] - 1}
         assert PROCESSES.delete_hint(Resource("process", "x", identity)) == (
-            f"kill -TERM -- -{process.pid}"
+            f"kill -s TERM -- -{process.pid}"
         )
         assert PROCESSES.delete_hint(Resource("process", "x", reused)) == (
             f"nothing — process {process.pid} has ended"

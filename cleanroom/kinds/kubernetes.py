@@ -199,6 +199,8 @@ class ObjectsKind(BaseKind):
         listed = api.get(label_selector=f"{MANAGED_BY}=cleanroom", _request_timeout=10)
         for item in listed.items:
             meta = _meta(item)
+            if meta.deletionTimestamp is not None:
+                continue  # being deleted already: nothing left to sweep
             labels = dict(meta.labels or {})
             selector = _selector_of(labels)
             identity: dict[str, Any] = {"namespace": meta.namespace or ""}

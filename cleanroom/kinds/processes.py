@@ -206,9 +206,9 @@ class ProcessKind(BaseKind):
         if info is not None and info.start_time != record.start_time:
             return ended
         if record.kills_group and (info is not None or _group_leftovers(record)):
-            return f"kill -TERM -- -{record.pgid}"
+            return f"kill -s TERM -- -{record.pgid}"
         if _running(info):
-            return f"kill -TERM {record.pid}"
+            return f"kill -s TERM {record.pid}"
         return ended
 
     def describe(self, resource: Resource) -> str:

@@ -9,9 +9,8 @@ import secrets
 import shutil
 import subprocess
 
-from conformance import KindCase
-
 from cleanroom import Resource, Scope
+from conformance import KindCase
 from vms import CONFORMANCE, conformance_tmux
 
 

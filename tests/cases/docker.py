@@ -10,9 +10,9 @@ import textwrap
 from typing import Any
 
 import pytest
-from conformance import KindCase
 
 from cleanroom import Resource, Scope
+from conformance import KindCase
 from dockerenv import IMAGE, unavailable
 
 

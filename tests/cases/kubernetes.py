@@ -9,14 +9,15 @@ Each child source is the body of the harness's
 from __future__ import annotations
 
 import os
+import subprocess
 from typing import Any
 
 import pytest
-from conformance import KindCase
 
 import kube
 from cleanroom import Resource, Scope
 from cleanroom.kinds import kubernetes as k8s
+from conformance import KindCase
 
 NAMESPACE = "default"
 
@@ -69,6 +70,12 @@ class _Case(KindCase):
             return found
         _client()
         return None
+
+    def run_hint(self, hint: str) -> None:
+        found = _found()
+        assert not isinstance(found, str), found
+        env = {**os.environ, "KUBECONFIG": str(found.kubeconfig)}
+        subprocess.run(hint, shell=True, check=True, timeout=120, env=env)
 
     def core(self) -> Any:
         from kubernetes import client
