@@ -55,7 +55,14 @@ from typing import TYPE_CHECKING, Any, Final
 import pytest
 
 from ._core import _session, _signals
-from ._core._policy import POLICY_FIELDS, Outcome, Policy, is_given, setting_help
+from ._core._policy import (
+    POLICY_FIELDS,
+    Outcome,
+    Policy,
+    is_given,
+    project_config,
+    setting_help,
+)
 from ._core._registry import Registry, Report
 from ._core._resource import Disposition, describe
 from ._core._session import new_id
@@ -65,7 +72,7 @@ from .exceptions import PolicyError, Terminated
 
 if TYPE_CHECKING:
     from ._core._scope import Scope
-    from ._crash._sweep import Retention
+    from ._crash._retention import Retention
 
 #: Settings the ``cleanroom`` marker accepts: the policy's, the seed's
 #: ``cleanup_level`` (another name for ``level``) and ``check_leaks``.
@@ -209,7 +216,7 @@ def _option_settings(config: pytest.Config) -> dict[str, Any]:
 
 def _retention(config: pytest.Config) -> Retention:
     """The retention of kept resources: options, environment, ini, pyproject."""
-    from ._crash._sweep import Retention
+    from ._crash._retention import Retention
 
     ini = {
         name: str(config.getini(f"cleanroom_retention_{name}")).strip() or None
@@ -797,8 +804,9 @@ def _sweep_at_start(config: pytest.Config) -> list[dict[str, Any]]:
     retention, and names that kinds' declared prefix rules match; return what
     was removed, for the summary.
     """
-    # The prefix rules need no journal, so the sweep runs even without one.
     retention = _retention(config)
+    if not _anything_to_sweep():
+        return []
     try:
         from ._crash import _sweep
 
@@ -818,6 +826,27 @@ def _sweep_at_start(config: pytest.Config) -> list[dict[str, Any]]:
         for result in report.results
         if result.action == "removed"
     ]
+
+
+def _anything_to_sweep() -> bool:
+    """
+    Tell, cheaply, whether a start-of-run sweep may find anything: a journal
+    exists, or the project declares command kinds (whose prefix rules need no
+    journal). A run on a machine where cleanroom never journaled imports no
+    sweep machinery, journal or kind module.
+    """
+    from ._crash._location import journal_path
+
+    try:
+        path = journal_path()
+    except Exception:
+        return True  # let the sweep say what is wrong
+    if path is not None and path.exists():
+        return True
+    try:
+        return bool(project_config().get("commands"))
+    except PolicyError:
+        return True
 
 
 def _swept_line(swept: Sequence[Mapping[str, Any]]) -> str:

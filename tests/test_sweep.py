@@ -31,12 +31,11 @@ from cleanroom._core._session import (
     current_owner,
 )
 from cleanroom._crash._journal import Journal
+from cleanroom._crash._retention import Retention, parse_duration
 from cleanroom._crash._sweep import (
     PrefixRule,
-    Retention,
     SweepReport,
     is_orphan,
-    parse_duration,
     session_start_sweep,
 )
 from cleanroom._crash._sweep import (

@@ -451,11 +451,8 @@ def _sweep_options(
     args: argparse.Namespace, parser: argparse.ArgumentParser
 ) -> dict[str, Any]:
     """Check the sweep command's arguments; return the sweep's settings."""
-    from cleanroom._crash._sweep import (
-        PrefixRule,
-        declared_prefix_rules,
-        parse_duration,
-    )
+    from cleanroom._crash._retention import parse_duration
+    from cleanroom._crash._sweep import PrefixRule, declared_prefix_rules
 
     try:
         older_than = (

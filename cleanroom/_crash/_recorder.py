@@ -420,7 +420,7 @@ def _on_interrupt(scope: Scope, kind: Kind | None) -> str:
 
 
 def _kept_until() -> float | None:
-    from ._sweep import Retention
+    from ._retention import Retention
 
     try:
         seconds = Retention.resolve().age
