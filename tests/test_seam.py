@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +44,14 @@ def journal_rows(journal: Path, name: str) -> list[str]:
     """The states *journal* holds for resources named *name*."""
     with Journal(journal) as opened:
         return [row.state for row in opened.rows() if row.name == name]
+
+
+def started(tag: str) -> list[int]:
+    """The processes whose command line holds *tag*, once one has exec'd."""
+    deadline = time.monotonic() + 30
+    while not (found := running(tag)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return found
 
 
 def sleeper(tag: str) -> list[str]:
@@ -100,7 +109,7 @@ class TestCreating:
                 process = subprocess.Popen(
                     sleeper(tag), env={**os.environ, TOKEN_ENV: token}
                 )
-                assert running(tag)
+                assert started(tag)
                 raise RuntimeError("pid not read")
             assert running(tag) == []
             process.wait()
@@ -240,7 +249,7 @@ class TestAdd:
         with Scope("seam") as scope:
             scope.add(subprocess.Popen(sleeper(tag)))
             gc.collect()
-            assert running(tag)
+            assert started(tag)
         assert running(tag) == []
 
     def test_temporary_directory(self) -> None:
