@@ -37,6 +37,7 @@ nitpicky = True
 nitpick_ignore = [
     ("py:attr", "exceptions"),  # BaseExceptionGroup.exceptions
     ("py:class", "asyncio.Task"),
+    ("py:class", "datetime.datetime"),
     ("py:class", "collections.abc.AsyncIterator"),
     ("py:class", "collections.abc.Awaitable"),
     ("py:class", "collections.abc.Iterator"),
