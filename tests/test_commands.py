@@ -24,7 +24,12 @@ import cleanroom
 from cleanroom import CleanupError, Scope
 from cleanroom._crash._journal import Journal
 from cleanroom._crash._sweep import PrefixRule, sweep
-from cleanroom.exceptions import CommandError, CommandTimeoutError, PolicyError
+from cleanroom.exceptions import (
+    CommandError,
+    CommandTimeoutError,
+    PolicyError,
+    ScopeStateError,
+)
 from cleanroom.kinds.commands import (
     CommandKind,
     Template,
@@ -304,6 +309,11 @@ class TestCreate:
             resource = s.commands.create(kind.name, "vm-ok")
             assert slowvm.names() == ["vm-ok"]
             assert resource.name == "vm-ok"
+            with Journal(Path(os.environ["CLEANROOM_JOURNAL"])) as journal:
+                (row,) = (r for r in journal.rows() if r.name == "vm-ok")
+            assert row.state == "created"
+            with pytest.raises(ScopeStateError, match="not a reservation"):
+                s.confirm(resource)
         assert slowvm.names() == []
 
     def test_a_timed_out_create_that_appears_later_is_deleted(

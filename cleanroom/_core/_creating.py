@@ -20,6 +20,7 @@ from ._entries import (
     Entry,
     check_name,
 )
+from ._exceptions import ScopeStateError
 from ._handles import _alias_key
 from ._resource import (
     Disposition,
@@ -81,6 +82,27 @@ class Creating(ScopeState):
             "cleanroom could not delete the partly created "
             f"{creation.kind.describe(creation.resource)}: {error!r}"
         )
+
+    def confirm(self, handle: object) -> Resource:
+        """
+        Say that a reserved resource (see :meth:`reserve`) exists now: it is
+        journaled as created, and deleted at cleanup without waiting for it
+        to appear.
+
+        Returns:
+            The resource.
+
+        Raises:
+            ScopeStateError: When *handle* is not a reservation of this scope.
+
+        .. versionadded:: 0.2.0
+        """
+        entry = self._find(handle)
+        if not entry.reserved:
+            raise ScopeStateError(f"{handle!r} is not a reservation of {self!r}")
+        entry.reserved = False
+        self.registry._created(self._whole(), entry.resource)
+        return entry.resource
 
     @contextlib.contextmanager
     def creating(

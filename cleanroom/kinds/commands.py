@@ -603,7 +603,8 @@ class Commands:
     ) -> Resource:
         if done.returncode != 0:
             raise done.error(f"creating {kind.describe(resource)}")
-        return resource
+        # Made: journaled as created, and deleted without waiting for it.
+        return self.scope.confirm(resource)
 
 
 def family(scope: Scope) -> Commands:
