@@ -22,6 +22,7 @@ import pytest
 
 import cleanroom
 from cleanroom import CleanupError, Scope
+from cleanroom._core._session import current_owner
 from cleanroom._crash._journal import Journal
 from cleanroom._crash._sweep import PrefixRule, sweep
 from cleanroom.exceptions import (
@@ -310,7 +311,8 @@ class TestCreate:
             assert slowvm.names() == ["vm-ok"]
             assert resource.name == "vm-ok"
             with Journal(Path(os.environ["CLEANROOM_JOURNAL"])) as journal:
-                (row,) = (r for r in journal.rows() if r.name == "vm-ok")
+                # Rows of this process only: xdist workers share the journal.
+                (row,) = journal.rows(owner=current_owner().id, kinds=[kind.name])
             assert row.state == "created"
             with pytest.raises(ScopeStateError, match="not a reservation"):
                 s.confirm(resource)

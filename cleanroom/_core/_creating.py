@@ -70,9 +70,20 @@ class Creating(ScopeState):
             ),
         )
 
+    def _conclude(self, creation: Creation) -> None:
+        """After the body of creating(): track what was made, or drop the intent."""
+        if creation.abandoned is None:
+            self._register(creation.kind, creation.resource, keys=creation.aliases)
+        else:
+            self._abandon(creation, creation.abandoned)
+
     def _failed(
         self, creation: Creation, exc: BaseException, error: Exception | None
     ) -> None:
+        """After a body that raised: drop the intent unless something may remain."""
+        if creation.abandoned is not None:
+            self._abandon(creation, creation.abandoned)
+            return
         if error is None:
             self._abandon(creation, f"creating it failed: {exc!r}")
             return
@@ -137,23 +148,16 @@ class Creating(ScopeState):
         with _signals.Cleaning(quiet=True):
             try:
                 yield creation
-                if creation.abandoned is None:
-                    self._register(
-                        creation.kind, creation.resource, keys=creation.aliases
-                    )
+                self._conclude(creation)
             except BaseException as exc:
-                if creation.abandoned is not None:
-                    self._abandon(creation, creation.abandoned)
-                    raise
                 error = None
-                try:
-                    creation.kind.delete(creation.resource, wait=False)
-                except Exception as delete_error:
-                    error = delete_error
+                if creation.abandoned is None:
+                    try:
+                        creation.kind.delete(creation.resource, wait=False)
+                    except Exception as delete_error:
+                        error = delete_error
                 self._failed(creation, exc, error)
                 raise
-            if creation.abandoned is not None:
-                self._abandon(creation, creation.abandoned)
 
     @contextlib.asynccontextmanager
     async def acreating(
@@ -170,21 +174,14 @@ class Creating(ScopeState):
         with _signals.Cleaning(quiet=True):
             try:
                 yield creation
-                if creation.abandoned is None:
-                    self._register(
-                        creation.kind, creation.resource, keys=creation.aliases
-                    )
+                self._conclude(creation)
             except BaseException as exc:
-                if creation.abandoned is not None:
-                    self._abandon(creation, creation.abandoned)
-                    raise
                 error = None
-                with anyio.CancelScope(shield=True):
-                    try:
-                        await creation.kind.adelete(creation.resource, wait=False)
-                    except Exception as delete_error:
-                        error = delete_error
+                if creation.abandoned is None:
+                    with anyio.CancelScope(shield=True):
+                        try:
+                            await creation.kind.adelete(creation.resource, wait=False)
+                        except Exception as delete_error:
+                            error = delete_error
                 self._failed(creation, exc, error)
                 raise
-            if creation.abandoned is not None:
-                self._abandon(creation, creation.abandoned)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import attrs
@@ -78,6 +78,22 @@ class DockerKind(BaseKind):
         if token is None or resource.identity.get("id"):
             return True
         return labels is not None and labels.get(TOKEN_LABEL) == token
+
+
+def _owned(kind: BaseKind, info: Mapping[str, Any], ident: str) -> Iterator[Owned]:
+    """The engine's object described by *info*, if it carries cleanroom's labels."""
+    ownership = Ownership.from_labels(info.get("Labels"))
+    if ownership is not None:
+        yield Owned(
+            Resource(
+                kind.name,
+                info["Name"],
+                {"id": ident, **engine_identity()},
+                scope=ownership.scope,
+                declarative=True,
+            ),
+            ownership,
+        )
 
 
 def _listing_client() -> Any:
@@ -283,18 +299,7 @@ class NetworkKind(DockerKind):
     def list_owned(self) -> Iterable[Owned]:
         """List the engine's networks that carry cleanroom's labels."""
         for info in _listing_client().api.networks(filters={"label": SESSION_LABEL}):
-            ownership = Ownership.from_labels(info.get("Labels"))
-            if ownership is not None:
-                yield Owned(
-                    Resource(
-                        self.name,
-                        info["Name"],
-                        {"id": info["Id"], **engine_identity()},
-                        scope=ownership.scope,
-                        declarative=True,
-                    ),
-                    ownership,
-                )
+            yield from _owned(self, info, info["Id"])
 
 
 @attrs.define
@@ -357,18 +362,7 @@ class VolumeKind(DockerKind):
         """List the engine's volumes that carry cleanroom's labels."""
         found = _listing_client().api.volumes(filters={"label": SESSION_LABEL})
         for info in found.get("Volumes") or ():
-            ownership = Ownership.from_labels(info.get("Labels"))
-            if ownership is not None:
-                yield Owned(
-                    Resource(
-                        self.name,
-                        info["Name"],
-                        {"id": info["Name"], **engine_identity()},
-                        scope=ownership.scope,
-                        declarative=True,
-                    ),
-                    ownership,
-                )
+            yield from _owned(self, info, info["Name"])
 
 
 @attrs.define
