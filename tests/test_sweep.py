@@ -542,3 +542,29 @@ class TestSessionStart:
         assert session_start_sweep() is None
         monkeypatch.setenv("CLEANROOM_JOURNAL", "off")
         assert session_start_sweep() is None
+
+
+class TestStoppedDockerEngine:
+    def test_stale_socket_passed_by_and_closed(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """
+        A stopped engine's socket file refuses every connection: listing
+        Docker's owned objects says the backend is unavailable, and no socket
+        is left open (warnings are errors here, ResourceWarning included).
+        """
+        pytest.importorskip("docker")
+        import gc
+        import socket
+
+        from cleanroom.exceptions import BackendUnavailableError
+        from cleanroom.kinds import docker as docker_kind
+
+        path = tmp_path / "docker.sock"
+        with socket.socket(socket.AF_UNIX) as stale:
+            stale.bind(str(path))  # the file stays; nobody listens on it
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+        for kind in (docker_kind.CONTAINERS, docker_kind.NETWORKS, docker_kind.VOLUMES):
+            with pytest.raises(BackendUnavailableError, match="no Docker engine"):
+                list(kind.list_owned())
+        gc.collect()

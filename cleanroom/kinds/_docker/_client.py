@@ -8,6 +8,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -56,19 +57,57 @@ def client(engine: str | None = None) -> docker.DockerClient:
 
     .. versionadded:: 0.2.0
     """
-    import docker
-
     key = (os.getpid(), engine)
     with _clients_lock:
         found = _clients.get(key)
         if found is None:
-            if engine is None or engine == os.environ.get("DOCKER_HOST"):
-                # The environment's TLS settings go with its DOCKER_HOST.
-                found = docker.from_env(max_pool_size=POOL_SIZE)
-            else:
-                found = docker.DockerClient(base_url=engine, max_pool_size=POOL_SIZE)
-            _clients[key] = found
+            found = _clients[key] = _connect(engine)
         return found
+
+
+def _connect(engine: str | None) -> docker.DockerClient:
+    """
+    Make a client that speaks the API version of *engine*, as docker-py's
+    ``version="auto"`` does, without leaving a socket open when no engine
+    answers: docker-py does not close a Unix socket whose connection failed,
+    which a stopped engine's stale socket file makes every connection do.
+
+    Raises:
+        docker.errors.DockerException: When no engine answers.
+    """
+    import docker
+    from docker.constants import DEFAULT_DOCKER_API_VERSION
+
+    url = engine or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if url.startswith(("unix://", "http+unix://")):
+        path = url.split("://", 1)[1]
+        try:
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.settimeout(5.0)
+                probe.connect(path)
+        except OSError as exc:
+            raise docker.errors.DockerException(
+                f"Error while fetching server API version: {exc!r} ({path})"
+            ) from None
+
+    def make(version: str) -> docker.DockerClient:
+        if engine is None or engine == os.environ.get("DOCKER_HOST"):
+            # The environment's TLS settings go with its DOCKER_HOST.
+            return docker.from_env(version=version, max_pool_size=POOL_SIZE)
+        return docker.DockerClient(
+            base_url=engine, version=version, max_pool_size=POOL_SIZE
+        )
+
+    asking = make(DEFAULT_DOCKER_API_VERSION)
+    try:
+        version = str(asking.api.version(api_version=False)["ApiVersion"])
+    except Exception as exc:
+        raise docker.errors.DockerException(
+            f"Error while fetching server API version: {exc}"
+        ) from None
+    finally:
+        asking.close()
+    return make(version)
 
 
 @atexit.register
