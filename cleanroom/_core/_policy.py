@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import enum
 import math
-import os
 import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -14,11 +13,46 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import attrs
 
 from ._exceptions import PolicyError
+from ._settings import (
+    NULLABLE,
+    POLICY_FIELDS,
+    PROJECT_KEYS,
+    PYPROJECT_ENV,
+    env_settings,
+    find_pyproject,
+    is_given,
+    project_file,
+    setting_help,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from ._resource import Kind
+
+__all__ = [
+    "ALL",
+    "NONE",
+    "NULLABLE",
+    "PODS",
+    "POLICY_FIELDS",
+    "PROJECT_KEYS",
+    "PYPROJECT_ENV",
+    "Decision",
+    "Level",
+    "Outcome",
+    "Policy",
+    "env_settings",
+    "find_pyproject",
+    "get_level",
+    "given_settings",
+    "is_given",
+    "level_names",
+    "project_config",
+    "project_settings",
+    "register_level",
+    "setting_help",
+]
 
 Category = Literal["runtime", "record"]
 OnFailure = Literal["keep", "clean"]
@@ -109,6 +143,8 @@ def _level_key(name: str) -> str:
 
 
 _levels_lock = threading.Lock()
+# The [tool.cleanroom] tables whose levels are registered, by file.
+_levels_read: dict[Path, dict[str, Any]] = {}
 
 
 def register_level(level: Level) -> Level:
@@ -340,27 +376,10 @@ def _to_timeout(value: Any) -> float | None:
     return None if math.isinf(seconds) else seconds
 
 
-def _shown(metavar: str, text: str) -> dict[str, str]:
-    """
-    Say how command lines and ini files present a policy setting (*metavar* is
-    ``BOOL`` for a flag): the metadata of its field.
-    """
+def _shown(name: str) -> dict[str, str]:
+    """The metadata of the field of setting *name*: how options present it."""
+    metavar, text = setting_help(name)
     return {"metavar": metavar, "help": text}
-
-
-#: Settings for which ``None`` is a value: ``timeout=None`` means no limit, as
-#: it does for :func:`anyio.fail_after` and :func:`asyncio.timeout`.
-NULLABLE: Final = frozenset({"timeout"})
-
-
-def is_given(name: str, value: object) -> bool:
-    """
-    Tell whether *value* sets the policy setting *name*: ``...`` never does,
-    ``None`` only where it is a value (:data:`NULLABLE`).
-
-    .. versionadded:: 0.1.0
-    """
-    return value is not ... and (value is not None or name in NULLABLE)
 
 
 @attrs.frozen
@@ -393,57 +412,49 @@ class Policy:
     .. versionadded:: 0.1.0
     """
 
-    # The one declaration of the policy settings: the keyword arguments of
-    # scopes, the options of ``cleanroom run`` and of pytest, the ini keys, the
-    # CLEANROOM_* variables and the marker all follow these fields.
+    # The policy settings: the keyword arguments of scopes, the options of
+    # ``cleanroom run`` and of pytest, the ini keys, the CLEANROOM_* variables
+    # and the marker all follow these fields, whose names, order and help come
+    # from _settings.SETTINGS (which needs no attrs to be read).
     level: Level = attrs.field(
         default=ALL,
         converter=get_level,
-        metadata=_shown(
-            "LEVEL",
-            "which kinds are cleaned: none, pods, all (default) or a custom level",
-        ),
+        metadata=_shown("level"),
     )
     on_failure: OnFailure = attrs.field(
         default="keep",
         converter=_to_on_failure,
-        metadata=_shown(
-            "{keep,clean}", "keep (default) or clean the resources of failed tests"
-        ),
+        metadata=_shown("on_failure"),
     )
     force: bool = attrs.field(
         default=False,
         converter=_to_force,
-        metadata=_shown("BOOL", "clean the resources of failed tests too"),
+        metadata=_shown("force"),
     )
     wait_after: float = attrs.field(
         default=0.0,
         converter=_to_wait_after,
-        metadata=_shown("SECONDS", "seconds to wait after cleaning something"),
+        metadata=_shown("wait_after"),
     )
     wait: bool = attrs.field(
         default=True,
         converter=_to_wait,
-        metadata=_shown("BOOL", "wait until backends confirm deletions (default)"),
+        metadata=_shown("wait"),
     )
     timeout: float | None = attrs.field(
         default=30.0,
         converter=_to_timeout,
-        metadata=_shown(
-            "SECONDS", "seconds one cleanup may take (default 30; 'none': no limit)"
-        ),
+        metadata=_shown("timeout"),
     )
     concurrency: int = attrs.field(
         default=100,
         converter=_to_concurrency,
-        metadata=_shown("N", "how many cleanups of one kind run at once"),
+        metadata=_shown("concurrency"),
     )
     on_error: OnError = attrs.field(
         default="raise",
         converter=_to_on_error,
-        metadata=_shown(
-            "{raise,warn}", "raise (default) cleanup failures, or only warn"
-        ),
+        metadata=_shown("on_error"),
     )
 
     def evolve(self, **changes: Any) -> Policy:
@@ -528,20 +539,6 @@ class Policy:
         return cls(**merged)
 
 
-#: The names of every policy setting, in the order the docs list them: the
-#: fields of :class:`Policy`.
-POLICY_FIELDS: Final = tuple(field.name for field in attrs.fields(Policy))
-
-
-def setting_help(name: str) -> tuple[str, str]:
-    """
-    Return how command lines and ini files present the policy setting *name*:
-    its metavar (``BOOL`` for a flag) and a one-line help text.
-    """
-    metadata = getattr(attrs.fields(Policy), name).metadata
-    return metadata["metavar"], metadata["help"]
-
-
 def given_settings(arguments: Mapping[str, Any]) -> dict[str, Any]:
     """
     Pick the policy settings out of a function's *arguments* (its ``locals()``
@@ -564,61 +561,6 @@ def _check_names(settings: Mapping[str, Any], what: str) -> None:
         )
 
 
-def env_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """
-    Return the policy settings given as ``CLEANROOM_<SETTING>`` variables.
-
-    .. versionadded:: 0.1.0
-    """
-    env = os.environ if environ is None else environ
-    found = {}
-    for name in POLICY_FIELDS:
-        value = env.get(f"CLEANROOM_{name.upper()}")
-        if value is not None and value.strip():
-            found[name] = value
-    return found
-
-
-#: The variable naming the ``pyproject.toml`` to read instead of searching for
-#: one from the current directory (set for reapers, which run in ``/``).
-PYPROJECT_ENV: Final = "CLEANROOM_PYPROJECT"
-
-#: Keys of ``[tool.cleanroom]`` that are not policy settings.
-PROJECT_KEYS: Final = (
-    "levels",
-    "allowed_roots",
-    "journal",
-    "retention_count",
-    "retention_age",
-    "commands",
-)
-
-_project_cache: dict[Path, tuple[float, dict[str, Any]]] = {}
-_project_lock = threading.Lock()
-
-
-def find_pyproject(start: Path | None = None) -> Path | None:
-    """
-    Return the nearest ``pyproject.toml`` at or above *start*, if any.
-
-    .. versionadded:: 0.1.0
-    """
-    # pathlib and tomllib are imported on first use: import cleanroom stays quick.
-    from pathlib import Path
-
-    if start is None:
-        # A reaper runs in "/": its owner names the project it ran in.
-        given = os.environ.get(PYPROJECT_ENV, "").strip()
-        if given and Path(given).is_file():
-            return Path(given)
-    here = (start or Path.cwd()).absolute()
-    for folder in (here, *here.parents):
-        candidate = folder / "pyproject.toml"
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def project_config(start: Path | None = None) -> dict[str, Any]:
     """
     Return the ``[tool.cleanroom]`` table of the nearest ``pyproject.toml``.
@@ -633,34 +575,10 @@ def project_config(start: Path | None = None) -> dict[str, Any]:
 
     .. versionadded:: 0.1.0
     """
-    path = find_pyproject(start)
-    if path is None:
-        return {}
-    try:
-        mtime = path.stat().st_mtime
-    except OSError:
-        return {}
-    with _project_lock:
-        cached = _project_cache.get(path)
-        if cached is not None and cached[0] == mtime:
-            return cached[1]
-    import tomllib
-
-    try:
-        with path.open("rb") as file:
-            document = tomllib.load(file)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise PolicyError(f"cannot read {path}: {exc}") from exc
-    table = document.get("tool", {}).get("cleanroom", {})
-    if not isinstance(table, dict):
-        raise PolicyError(f"[tool.cleanroom] in {path} must be a table")
-    unknown = sorted(set(table) - set(POLICY_FIELDS) - set(PROJECT_KEYS))
-    if unknown:
-        raise PolicyError(
-            f"unknown key{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(map(repr, unknown))} in [tool.cleanroom] of {path}; valid: "
-            f"{', '.join(map(repr, POLICY_FIELDS + PROJECT_KEYS))}"
-        )
+    path, table = project_file(start)
+    with _levels_lock:
+        if path is None or _levels_read.get(path) is table:
+            return table
     for name, spec in table.get("levels", {}).items():
         if not isinstance(spec, dict):
             raise PolicyError(
@@ -674,8 +592,8 @@ def project_config(start: Path | None = None) -> dict[str, Any]:
                 "'categories', 'kinds', 'keep'"
             )
         register_level(Level(name, **spec))
-    with _project_lock:
-        _project_cache[path] = (mtime, table)
+    with _levels_lock:
+        _levels_read[path] = table
     return table
 
 

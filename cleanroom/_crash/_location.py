@@ -62,15 +62,14 @@ def journal_path(
 
 
 def _configured_path(start: Path | None) -> tuple[str, Path | None]:
-    from cleanroom._core._policy import find_pyproject, project_config
-    from cleanroom.exceptions import PolicyError
+    from cleanroom._core._exceptions import PolicyError
+    from cleanroom._core._settings import project_file
 
     try:
-        table = project_config(start)
+        pyproject, table = project_file(start)
     except PolicyError:
         return "", None
     value = table.get("journal")
     if not isinstance(value, str):
         return "", None
-    pyproject = find_pyproject(start)
     return value.strip(), (pyproject.parent if pyproject is not None else None)

@@ -22,8 +22,8 @@ import threading
 import time
 from typing import IO, TYPE_CHECKING, Any
 
-from cleanroom._core._policy import PYPROJECT_ENV, find_pyproject
 from cleanroom._core._session import TOKEN_ENV, Owner, current_owner
+from cleanroom._core._settings import PYPROJECT_ENV, find_pyproject
 
 from . import _reaper
 from ._journal import Journal
