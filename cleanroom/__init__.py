@@ -11,65 +11,63 @@ from __future__ import annotations
 from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
-from ._core._capabilities import (
-    Adopts,
-    FreesRuntime,
-    KnowsSessions,
-    ListsNames,
-    ListsOwned,
-    Owned,
-    Probes,
-)
-from ._core._policy import (
-    ALL,
-    NONE,
-    PODS,
-    Decision,
-    Level,
-    Outcome,
-    Policy,
-    get_level,
-    register_level,
-)
-from ._core._registry import Listener, Registry, Report
-from ._core._registry import set_scope_loader as _set_scope_loader
-from ._core._resource import (
-    BaseKind,
-    Disposition,
-    Kind,
-    ObjectKind,
-    Resource,
-    State,
-    get_kind,
-    register_kind,
-    unregister_kind,
-)
-from ._crash import attach_journal as _attach_journal
-from ._leaks import install as _install_leak_checks
-from ._version import __version__
-from .exceptions import (
-    BackendUnavailableError,
-    CleanroomError,
-    CleanroomWarning,
-    CleanupError,
-    CleanupTimeoutError,
-    CleanupWarning,
-    CommandError,
-    CommandTimeoutError,
-    DeletionBlockedError,
-    LeakError,
-    PolicyError,
-    ScopeStateError,
-    Terminated,
-    UnknownKindError,
-    UnsafePathError,
-)
+from . import _core
 
 if TYPE_CHECKING:
     from ._core._api import current_scope, managed_resources, register, with_cleanup
+    from ._core._capabilities import (
+        Adopts,
+        FreesRuntime,
+        KnowsSessions,
+        ListsNames,
+        ListsOwned,
+        Owned,
+        Probes,
+    )
     from ._core._creation import Creation
     from ._core._ownership import Ownership, ownership_labels
+    from ._core._policy import (
+        ALL,
+        NONE,
+        PODS,
+        Decision,
+        Level,
+        Outcome,
+        Policy,
+        get_level,
+        register_level,
+    )
+    from ._core._registry import Listener, Registry, Report
+    from ._core._resource import (
+        BaseKind,
+        Disposition,
+        Kind,
+        ObjectKind,
+        Resource,
+        State,
+        get_kind,
+        register_kind,
+        unregister_kind,
+    )
     from ._core._scope import Scope
+    from ._version import __version__
+    from .exceptions import (
+        BackendUnavailableError,
+        CleanroomError,
+        CleanroomWarning,
+        CleanupError,
+        CleanupTimeoutError,
+        CleanupWarning,
+        CommandError,
+        CommandTimeoutError,
+        DeletionBlockedError,
+        LeakError,
+        PolicyError,
+        ScopeStateError,
+        Terminated,
+        UnknownKindError,
+        UnsafePathError,
+    )
     from .leaks import no_leaks
 
 __all__ = [
@@ -128,25 +126,67 @@ __all__ = [
     "with_cleanup",
 ]
 
-# Crash safety, one layer up, journals what the core tracks.
-Registry.on_first_resource(_attach_journal)
-# Scopes given check_leaks= get their check from cleanroom.leaks, imported then.
-_install_leak_checks()
-
-# Imported on first use, so that import cleanroom stays quick, and so that the
+# Every name is imported on first use: import cleanroom stays quick, and the
 # pytest plugin, whose modules pytest compiles afresh on every run where
 # bytecode is not written, loads only what a run that never uses it needs.
-_LAZY = {
-    "Creation": "._core._creation",
-    "Ownership": "._core._ownership",
-    "Scope": "._core._scope",
-    "current_scope": "._core._api",
-    "managed_resources": "._core._api",
-    "no_leaks": ".leaks",
-    "ownership_labels": "._core._ownership",
-    "register": "._core._api",
-    "with_cleanup": "._core._api",
+_HOMES = {
+    "._core._api": ("current_scope", "managed_resources", "register", "with_cleanup"),
+    "._core._capabilities": (
+        "Adopts",
+        "FreesRuntime",
+        "KnowsSessions",
+        "ListsNames",
+        "ListsOwned",
+        "Owned",
+        "Probes",
+    ),
+    "._core._creation": ("Creation",),
+    "._core._ownership": ("Ownership", "ownership_labels"),
+    "._core._policy": (
+        "ALL",
+        "NONE",
+        "PODS",
+        "Decision",
+        "Level",
+        "Outcome",
+        "Policy",
+        "get_level",
+        "register_level",
+    ),
+    "._core._registry": ("Listener", "Registry", "Report"),
+    "._core._resource": (
+        "BaseKind",
+        "Disposition",
+        "Kind",
+        "ObjectKind",
+        "Resource",
+        "State",
+        "get_kind",
+        "register_kind",
+        "unregister_kind",
+    ),
+    "._core._scope": ("Scope",),
+    "._version": ("__version__",),
+    ".exceptions": (
+        "BackendUnavailableError",
+        "CleanroomError",
+        "CleanroomWarning",
+        "CleanupError",
+        "CleanupTimeoutError",
+        "CleanupWarning",
+        "CommandError",
+        "CommandTimeoutError",
+        "DeletionBlockedError",
+        "LeakError",
+        "PolicyError",
+        "ScopeStateError",
+        "Terminated",
+        "UnknownKindError",
+        "UnsafePathError",
+    ),
+    ".leaks": ("no_leaks",),
 }
+_LAZY = {name: module for module, names in _HOMES.items() for name in names}
 
 
 def _show_public(value: object) -> None:
@@ -163,27 +203,43 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from importlib import import_module
 
-    value = getattr(import_module(module, __name__), name)
-    # The core's modules show their names as cleanroom.X themselves, however
-    # they are reached.
-    _show_public(value)
-    globals()[name] = value
-    return value
+    found = import_module(module, __name__)
+    # The module's other public names come along: one lookup per module.
+    for other in _HOMES[module]:
+        value = getattr(found, other)
+        _show_public(value)
+        globals()[other] = value
+    return globals()[name]
 
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
+def _attach_journal(registry: Registry) -> None:
+    """Journal *registry*'s declarative resources: crash safety, a layer up."""
+    from ._crash import attach_journal
+
+    attach_journal(registry)
+
+
 def _load_scope() -> object:
     return __getattr__("Scope")
 
 
-# The registry's session scope needs the Scope class, maybe before anyone
-# asked for it.
-_set_scope_loader(_load_scope)
+def _leak_check(setting: object) -> Any:
+    """Make a scope's leak check; the checks' modules load for the first one."""
+    from ._leaks import _from_setting
 
-for _name in __all__:
-    if _name not in _LAZY:
-        _show_public(globals()[_name])
-del _name, _attach_journal, _install_leak_checks, _set_scope_loader
+    return _from_setting(setting)
+
+
+# The core's plug-in points (it imports nothing above it): crash safety
+# journals what the core tracks, the registry's session scope needs the Scope
+# class maybe before anyone asked for it, and scopes given check_leaks= get
+# their check from the leak checks.
+if _attach_journal not in _core.first_resource_hooks:
+    _core.first_resource_hooks.append(_attach_journal)
+_core.scope_loader = _load_scope
+if _core.leak_checks is None:
+    _core.leak_checks = _leak_check

@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._core import _context
+from . import _core
 from ._leaks._check import LeakCheck, OnLeak, from_setting
 from ._leaks._objects import watch_cleaned as _watch_cleaned
 from ._leaks._records import DEFAULT_ALLOW, Allow, Leak
@@ -172,4 +172,4 @@ del _value
 
 # Scopes given check_leaks= ask this for their check; the core never imports
 # this module.
-_context.leak_checks = from_setting
+_core.leak_checks = from_setting

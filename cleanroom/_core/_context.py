@@ -50,11 +50,6 @@ class LeakCheck(Protocol):
 #: ``False``/``"off"``/``None``, or a mapping of ``no_leaks()`` settings.
 CheckLeaks = bool | str | Mapping[str, Any] | None
 
-#: Turns a scope's ``check_leaks`` setting into a leak check, or ``None`` for
-#: no check; ``cleanroom.leaks`` sets it when imported (as ``import cleanroom``
-#: does), so that the core never imports it.
-leak_checks: Callable[[object], LeakCheck | None] | None = None
-
 
 def running_async_library() -> str | None:
     """Return ``"asyncio"`` or ``"trio"`` when called from inside an event loop."""

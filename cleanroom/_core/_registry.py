@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
 
+from cleanroom import _core
+
 from ._policy import Policy, env_settings, is_given
 from ._resource import Disposition, Resource, State
 
@@ -21,23 +23,16 @@ if TYPE_CHECKING:
 
 
 # The class of session scopes, set by the scope module as it is imported, so
-# that this module, which it imports, need not import it back; and what
-# imports that module when a session scope is needed first (the package sets
-# it, as it imports the scope module only on first use).
+# that this module, which it imports, need not import it back. The package
+# imports the scope module on first use; _core.scope_loader imports it when a
+# session scope is needed first.
 _scope_class: type[Scope] | None = None
-_scope_loader: Callable[[], object] | None = None
 
 
 def set_scope_class(cls: type[Scope]) -> None:
     """Make *cls* the class of the registries' session scopes."""
     global _scope_class  # noqa: PLW0603
     _scope_class = cls
-
-
-def set_scope_loader(loader: Callable[[], object]) -> None:
-    """Call *loader* to import the scope module when a session scope is needed."""
-    global _scope_loader  # noqa: PLW0603
-    _scope_loader = loader
 
 
 class Listener(Protocol):
@@ -102,7 +97,6 @@ class Registry:
 
     _default: ClassVar[Registry | None] = None
     _default_lock: ClassVar[threading.Lock] = threading.Lock()
-    _first_resource_hooks: ClassVar[list[Callable[[Registry], None]]] = []
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -177,8 +171,8 @@ class Registry:
             with self._lock:
                 session = self._session
                 if session is None:
-                    if _scope_class is None and _scope_loader is not None:
-                        _scope_loader()
+                    if _scope_class is None and _core.scope_loader is not None:
+                        _core.scope_loader()
                     assert _scope_class is not None  # noqa: S101 - set on import
                     session = _scope_class("session")
                     session._registry = self
@@ -242,8 +236,9 @@ class Registry:
 
         .. versionadded:: 0.2.0
         """
-        if hook not in cls._first_resource_hooks:
-            cls._first_resource_hooks = [*cls._first_resource_hooks, hook]
+        hooks = _core.first_resource_hooks
+        if hook not in hooks:
+            hooks.append(hook)
 
     def rearm(self) -> None:
         """
@@ -269,7 +264,7 @@ class Registry:
             if self._journal_attached:
                 return
             self._journal_attached = True
-        for hook in self._first_resource_hooks:
+        for hook in list(_core.first_resource_hooks):
             hook(self)
 
     def _intent(self, scope: Scope, resource: Resource) -> None:

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, cast, overload
 
 import anyio
 
+from cleanroom import _core
+
 from . import _context, _signals
 from ._context import CheckLeaks
 from ._creating import Creating
@@ -649,7 +651,7 @@ set_scope_class(Scope)
 
 
 def _leak_check(setting: object) -> _context.LeakCheck | None:
-    factory = _context.leak_checks
+    factory: Callable[[object], _context.LeakCheck | None] | None = _core.leak_checks
     if factory is None:
         raise ScopeStateError(
             "check_leaks needs cleanroom.leaks, which is not imported"

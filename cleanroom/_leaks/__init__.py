@@ -23,7 +23,7 @@ def install() -> None:
     Let scopes given ``check_leaks=`` make their check; the modules that do
     it are imported on the first such scope.
     """
-    from cleanroom._core import _context
+    from cleanroom import _core
 
-    if _context.leak_checks is None:
-        _context.leak_checks = _from_setting
+    if _core.leak_checks is None:
+        _core.leak_checks = _from_setting
