@@ -35,54 +35,45 @@ command line, then ``CLEANROOM_*`` variables, then ini keys, then
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-from collections.abc import (
-    AsyncIterator,
-    Callable,
-    Generator,
-    Iterator,
-    Mapping,
-    Sequence,
-)
-from contextlib import asynccontextmanager
-from inspect import iscoroutinefunction
+import sys
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from ._core import _session, _signals
-from ._core._policy import (
+from ._core import _signals
+from ._core._exceptions import PolicyError, Terminated
+from ._core._settings import (
     POLICY_FIELDS,
-    Outcome,
-    Policy,
-    is_given,
-    project_config,
+    env_settings,
+    project_file,
     setting_help,
 )
-from ._core._registry import Registry, Report
-from ._core._resource import Disposition, describe
-from ._core._session import new_id
-from ._leaks import _from_setting as from_setting
-from ._leaks import _pytest as _leaks_pytest
-from .exceptions import PolicyError, Terminated
+from ._leaks import LEAKS_PROPERTY
 
 if TYPE_CHECKING:
+    from ._core._registry import Report
     from ._core._scope import Scope
-    from ._crash._retention import Retention
+    from ._leaks._pytest import LeakChecks
+    from ._pytest_scopes import Scopes
+
+# What a run that never uses cleanroom's fixtures, marker or leak checks needs
+# is here; the rest is in ._pytest_scopes, and in ._leaks._pytest, imported on
+# first use: pytest compiles a plugin's modules afresh on every run where
+# bytecode is not written.
 
 #: Settings the ``cleanroom`` marker accepts: the policy's, the seed's
 #: ``cleanup_level`` (another name for ``level``) and ``check_leaks``.
 MARKER_SETTINGS: Final = (*POLICY_FIELDS, "cleanup_level", "check_leaks")
 
+#: Values of ``--cleanroom-check-leaks`` and the ``cleanroom_check_leaks`` ini key.
+LEAK_MODES: Final = ("off", "warn", "raise")
+
 _PLUGIN: Final = pytest.StashKey["_Plugin"]()
 _MARKER: Final = pytest.StashKey[dict[str, Any]]()
-
-#: How many kept and how many failed resources the summary lists without -v.
-SUMMARY_LINES: Final = 20
 
 #: The fixtures whose use makes the plugin track which test is being set up.
 FIXTURES: Final = frozenset(
@@ -101,6 +92,7 @@ _active: list[_Plugin] = []
 
 _ENV_SESSION: Final = "CLEANROOM_SESSION"
 _ENV_JOURNAL: Final = "CLEANROOM_JOURNAL"
+_REGISTRY: Final = "cleanroom._core._registry"
 
 
 # -- options -----------------------------------------------------------------------
@@ -179,7 +171,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the journal of created resources (sets CLEANROOM_JOURNAL); "
         "'off' turns journaling off",
     )
-    _leaks_pytest.add_options(parser, group)
+    group.addoption(
+        "--cleanroom-check-leaks",
+        dest="cleanroom_check_leaks",
+        metavar="MODE",
+        choices=LEAK_MODES,
+        default=None,
+        help="check each test for threads, tasks, file descriptors and child "
+        "processes it left behind: off (default), warn (list them in the "
+        "summary) or raise (fail the test's teardown)",
+    )
     parser.addini(
         "cleanroom_journal",
         "cleanroom: the journal of created resources, relative to the ini file",
@@ -193,6 +194,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "cleanroom_retention_age",
         "cleanroom: how long kept resources stay at most (a duration, or none)",
+        default="",
+    )
+    parser.addini(
+        "cleanroom_check_leaks",
+        "cleanroom: check each test for leaks: off (default), warn or raise",
         default="",
     )
     parser.addini(
@@ -214,22 +220,64 @@ def _option_settings(config: pytest.Config) -> dict[str, Any]:
     return settings
 
 
-def _retention(config: pytest.Config) -> Retention:
-    """The retention of kept resources: options, environment, ini, pyproject."""
-    from ._crash._retention import Retention
+def _leak_mode(config: pytest.Config) -> str:
+    """
+    The run's default leak check: the option, else the ini key, else off.
 
-    ini = {
-        name: str(config.getini(f"cleanroom_retention_{name}")).strip() or None
-        for name in ("count", "age")
-    }
-    try:
-        return Retention.resolve(
-            count=config.getoption("cleanroom_retention_count"),
-            age=config.getoption("cleanroom_retention_age"),
-            config=ini,
+    Raises:
+        pytest.UsageError: On a value outside :data:`LEAK_MODES`.
+    """
+    value = config.getoption("cleanroom_check_leaks", None)
+    if value is None:
+        value = str(config.getini("cleanroom_check_leaks")).strip() or "off"
+    value = str(value).lower()
+    if value not in LEAK_MODES:
+        raise pytest.UsageError(
+            "cleanroom: check_leaks must be one of "
+            f"{', '.join(LEAK_MODES)}, not {value!r}"
         )
-    except ValueError as exc:
+    return value
+
+
+def _retention_given(config: pytest.Config) -> bool:
+    """Tell whether the retention of kept resources is set anywhere."""
+    for name in ("count", "age"):
+        if config.getoption(f"cleanroom_retention_{name}") is not None:
+            return True
+        if str(config.getini(f"cleanroom_retention_{name}")).strip():
+            return True
+        if os.environ.get(f"CLEANROOM_RETENTION_{name.upper()}", "").strip():
+            return True
+    return False
+
+
+def _project_table() -> dict[str, Any]:
+    """``[tool.cleanroom]``, its keys checked."""
+    try:
+        return project_file()[1]
+    except PolicyError as exc:
         raise pytest.UsageError(f"cleanroom: {exc}") from None
+
+
+def _anything_to_sweep() -> bool:
+    """
+    Tell, cheaply, whether a start-of-run sweep may find anything: a journal
+    exists, or the project declares command kinds (whose prefix rules need no
+    journal). A run on a machine where cleanroom never journaled imports no
+    sweep machinery, journal or kind module.
+    """
+    from ._crash._location import journal_path
+
+    try:
+        path = journal_path()
+    except Exception:
+        return True  # let the sweep say what is wrong
+    if path is not None and path.exists():
+        return True
+    try:
+        return bool(project_file()[1].get("commands"))
+    except PolicyError:
+        return True
 
 
 def _ini_settings(config: pytest.Config) -> dict[str, Any]:
@@ -255,36 +303,9 @@ def marker_settings(node: pytest.Item | pytest.Collector) -> dict[str, Any]:
 
     .. versionadded:: 0.1.0
     """
-    given: dict[str, Any] = {}
-    for mark in node.iter_markers("cleanroom"):
-        if mark.args:
-            raise PolicyError(
-                "@pytest.mark.cleanroom takes keyword arguments only, not "
-                f"{mark.args!r}; valid: {', '.join(MARKER_SETTINGS)}"
-            )
-        for key, value in mark.kwargs.items():
-            given.setdefault(key, value)
-    unknown = sorted(set(given) - set(MARKER_SETTINGS))
-    if unknown:
-        raise PolicyError(
-            f"unknown @pytest.mark.cleanroom setting{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(map(repr, unknown))}; valid: {', '.join(MARKER_SETTINGS)}"
-        )
-    # Checked, and acted on, by the leak plugin: a test's check spans its
-    # fixtures, not only its scope.
-    from_setting(given.pop("check_leaks", None))
-    alias = given.pop("cleanup_level", None)
-    if alias is not None:
-        level = given.get("level")
-        if level is not None and level != alias:
-            raise PolicyError(
-                f"level={level!r} and cleanup_level={alias!r} disagree; give one"
-            )
-        given["level"] = alias
-    settings = {key: value for key, value in given.items() if is_given(key, value)}
-    if settings:
-        Policy().evolve(**settings)
-    return settings
+    from ._pytest_scopes import read_marker
+
+    return read_marker(node, MARKER_SETTINGS)
 
 
 def _marked(node: Any, cache: dict[int, bool]) -> bool:
@@ -304,87 +325,86 @@ def _marked(node: Any, cache: dict[int, bool]) -> bool:
 # -- per-run state -------------------------------------------------------------------
 
 
-class _Open:
-    """
-    A scope that a fixture holds open: a test's (*key* is its node id), or a
-    class's, a module's or the session's; and how many tests of the session
-    had failed when it opened.
-    """
-
-    __slots__ = ("broad", "failed_before", "key", "scope")
-
-    def __init__(
-        self, scope: Scope, key: str, failed_before: int, *, broad: bool
-    ) -> None:
-        self.scope = scope
-        self.key = key
-        self.failed_before = failed_before
-        self.broad = broad
-
-
-class _Tracker:
-    """
-    Tells the ``cleanroom`` fixture which test is being set up. Registered
-    when collection finds a test that uses a cleanroom fixture or the marker,
-    so suites that never use them pay for no per-test hook.
-    """
-
-    __slots__ = ("_plugin",)
-
-    def __init__(self, plugin: _Plugin) -> None:
-        self._plugin = plugin
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        """Remember the test being set up."""
-        self._plugin.item = item
-
-
 class _Plugin:
     """What the plugin knows and changed during one pytest run, and its hooks."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.worker = hasattr(config, "workerinput")
+        #: Whether cleanroom's fixtures are in use (the tracker is registered).
         self.active = False
-        #: Open scopes of tests, by node id; of classes, modules and the session.
-        self.tests: dict[str, _Open] = {}
-        self.broad: list[_Open] = []
-        self.item: pytest.Item | None = None
         self.session: pytest.Session | None = None
-        self._marked: dict[int, bool] = {}
+        self.marked: dict[int, bool] = {}
         self.interrupt: BaseException | None = None
         self.remote: list[dict[str, Any]] = []
         #: What the sweep at the start of the run removed.
         self.swept: list[dict[str, Any]] = []
+        #: The registry's report and its counts when the run began, if the
+        #: registry existed then (it is made on first use otherwise).
+        self.baseline: tuple[Report, int, int, int, int, int] | None = None
+        self.leak_mode = "off"
+        #: The leaks that tests' teardown reports carry (from xdist too).
+        self.leaks: list[tuple[str, list[str]]] = []
         self._environ: dict[str, str | None] = {}
         self._registry_before: tuple[dict[str, Any], dict[str, Any]] | None = None
         self._own_signals = False
         self._signals_seen = 0
-        self._baseline: tuple[Report, int, int, int, int, int] | None = None
         self._hold: _signals.Cleaning | None = None
         self._command_set = False
         self._forget_hook: Callable[[], None] | None = None
-        self.companions: ModuleType | None = None
+        self._scopes: Scopes | None = None
+        self._leak_checks: LeakChecks | None = None
+
+    def scopes(self) -> Scopes:
+        """The scopes of this run's fixtures (their machinery loads on first use)."""
+        scopes = self._scopes
+        if scopes is None:
+            from ._pytest_scopes import Scopes
+
+            scopes = self._scopes = Scopes(self)
+        return scopes
+
+    def test_settings(self, item: pytest.Item) -> dict[str, Any]:
+        """The policy settings of *item*'s markers."""
+        settings = item.stash.get(_MARKER, None)
+        if settings is None:
+            # Unmarked at collection; a marker may have been added since.
+            settings = marker_settings(item) if item.own_markers else {}
+        return settings
+
+    def node_settings(self, node: pytest.Collector) -> dict[str, Any]:
+        """The policy settings of the markers of a class, a module or the session."""
+        if isinstance(node, pytest.Session) or not _marked(node, self.marked):
+            return {}
+        return marker_settings(node)
 
     # -- configure / unconfigure
 
     def configure(self) -> None:
         config = self.config
-        registry = Registry.default()
-        before = registry.settings()
-        try:
-            registry.configure(
-                options=_option_settings(config), config=_ini_settings(config)
-            )
-        except PolicyError as exc:
-            raise pytest.UsageError(f"cleanroom: {exc}") from None
-        self._registry_before = before
+        options = _option_settings(config)
+        ini = _ini_settings(config)
+        self.leak_mode = _leak_mode(config)
+        # The registry takes the run's settings, checked at once, when one is
+        # given anywhere or the registry exists already; a run that gives
+        # none and never uses cleanroom does not load it.
+        if (
+            options
+            or ini
+            or _REGISTRY in sys.modules
+            or env_settings()
+            or _project_table()
+        ):
+            from ._pytest_scopes import configure_registry
+
+            self._registry_before = configure_registry(self, options, ini)
         if self.worker:
             # The journal names the run's command, not the worker's "-c".
             workerinput = config.workerinput  # type: ignore[attr-defined]
             argv = workerinput.get("mainargv") or []
             if argv:
+                from ._core import _session
+
                 _session.set_command(
                     f"{' '.join(argv)} (xdist worker {workerinput['workerid']})"
                 )
@@ -392,6 +412,8 @@ class _Plugin:
         else:
             # Set before xdist starts its workers, so that they inherit them.
             if not os.environ.get(_ENV_SESSION):
+                from ._core._session import new_id
+
                 self._setenv(_ENV_SESSION, new_id())
             journal = config.getoption("cleanroom_journal")
             if journal:
@@ -403,15 +425,6 @@ class _Plugin:
                     self._setenv(_ENV_JOURNAL, _journal_value(ini_journal, base))
         self._own_signals = _signals.install()
         self._signals_seen = len(_signals.received())
-        report = registry.report
-        self._baseline = (
-            report,
-            report.cleaned,
-            len(report.kept),
-            len(report.failed),
-            report.collected,
-            report.forgotten,
-        )
 
     def _setenv(self, name: str, value: str) -> None:
         self._environ.setdefault(name, os.environ.get(name))
@@ -422,6 +435,8 @@ class _Plugin:
             self._forget_hook()
             self._forget_hook = None
         if self._command_set:
+            from ._core import _session
+
             _session.set_command(None)
             self._command_set = False
         for name, value in self._environ.items():
@@ -430,172 +445,14 @@ class _Plugin:
             else:
                 os.environ[name] = value
         self._environ.clear()
-        if self._registry_before is not None:
-            options, config = self._registry_before
-            Registry.default().configure(options=options, config=config)
-            self._registry_before = None
         if self._own_signals:
             _signals.uninstall()
             self._own_signals = False
-        base, self._baseline = self._baseline, None
-        if base is not None and base[0] is Registry.default().report:
-            # A run inside another (pytester) leaves the outer run's report as
-            # it found it; this run's summary has been shown already.
-            report = base[0]
-            report.cleaned, report.collected, report.forgotten = (
-                base[1],
-                base[4],
-                base[5],
-            )
-            del report.kept[base[2] :]
-            del report.failed[base[3] :]
+        before, self._registry_before = self._registry_before, None
+        if before is not None:
+            from ._pytest_scopes import restore_registry
 
-    # -- scopes
-
-    def track(self) -> None:
-        """Track which test is set up (once cleanroom's fixtures are in use)."""
-        if not self.active:
-            self.active = True
-            self.config.pluginmanager.register(_Tracker(self), "cleanroom-tracker")
-
-    def open_test(self) -> tuple[Scope, _Open]:
-        """Open the scope of the test being set up, with its markers' policy."""
-        item = self.item
-        if item is None:
-            # Requested dynamically (request.getfixturevalue) by a suite that
-            # names no cleanroom fixture statically: find the test by its id.
-            item = self._current_item()
-            self.track()
-        settings = item.stash.get(_MARKER, None)
-        if settings is None:
-            # Unmarked at collection; a marker may have been added since.
-            settings = marker_settings(item) if item.own_markers else {}
-        nodeid = item.nodeid
-        scope = _scope_class()(nodeid, **settings)
-        opened = _Open(scope, nodeid, self._failures(), broad=False)
-        self.tests[nodeid] = opened
-        scope.__enter__()
-        return scope, opened
-
-    def open_broad(self, node: pytest.Collector) -> tuple[Scope, _Open]:
-        """Open the scope of a class, a module or the session."""
-        self.track()
-        if isinstance(node, pytest.Session):
-            settings: dict[str, Any] = {}
-        else:
-            settings = marker_settings(node) if _marked(node, self._marked) else {}
-        nodeid = node.nodeid
-        scope = _scope_class()(nodeid or "pytest-session", **settings)
-        opened = _Open(scope, nodeid, self._failures(), broad=True)
-        self.broad.append(opened)
-        scope.__enter__()
-        return scope, opened
-
-    def _current_item(self) -> pytest.Item:
-        current = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
-        session = self.session
-        if session is not None:
-            for item in session.items:
-                if item.nodeid == current:
-                    return item
-        raise RuntimeError(f"cleanroom: cannot find the running test {current!r}")
-
-    def _failures(self) -> int:
-        session = self.session
-        return session.testsfailed if session is not None else 0
-
-    def outcome(self, opened: _Open) -> Outcome:
-        """
-        Judge what a scope covered: failed when a test failed (in any phase)
-        while it was open — pytest's count of failures excludes expected ones,
-        and skips count as passed — interrupted after Ctrl+C or SIGTERM.
-        """
-        if self._failures() > opened.failed_before:
-            return Outcome.FAILED
-        if self.interrupt is not None:
-            return Outcome.INTERRUPTED
-        return Outcome.PASSED
-
-    def close(self, opened: _Open, outcome: Outcome | None = None) -> None:
-        """
-        Close a fixture's scope by the outcome of what it covered. One closed
-        in the test's loop already has nothing left to clean: this leaves the
-        context that the fixture entered it in.
-        """
-        if opened.broad:
-            if opened not in self.broad:
-                return
-            self.broad.remove(opened)
-        elif self.tests.pop(opened.key, None) is None:
-            return
-        scope = opened.scope
-        scope.set_outcome(outcome or self.outcome(opened))
-        scope.__exit__(None, None, None)
-
-    @asynccontextmanager
-    async def in_loop(self, scope: Scope) -> AsyncIterator[None]:
-        """
-        Enter *scope* in the running event loop and close it there, by the
-        outcome of what it covered, when the block ends.
-        """
-        opened = next(
-            (o for o in (*self.tests.values(), *self.broad) if o.scope is scope), None
-        )
-        if opened is None:
-            yield
-            return
-        await scope.__aenter__()
-        try:
-            yield
-        finally:
-            # The fixture closes it again (with nothing left to clean, unless
-            # something was added since): a wider scope may be entered in
-            # another loop, anyio's next backend, before then.
-            scope.set_outcome(self.outcome(opened))
-            await scope.__aexit__(None, None, None)
-
-    def close_in_loop(self, item: pytest.Item, names: list[str]) -> None:
-        """
-        Have the scopes that the async test *item* uses closed in its event
-        loop: put the companion fixture of each before the first fixture that
-        could use that scope.
-        """
-        runner = _async_runner(item)
-        if runner is None:
-            return
-        from . import _pytest_loops
-
-        library, loop_scope = runner
-        if loop_scope not in _pytest_loops.SCOPES:
-            return  # pytest-asyncio reports the bad marker
-        widest = _pytest_loops.SCOPES.index(loop_scope)
-        for scope, fixture in _pytest_loops.FIXTURES.items():
-            rank = _pytest_loops.SCOPES.index(scope)
-            if fixture not in names or rank > widest:
-                # A loop that ends before the fixture does: it closes as a
-                # sync fixture, in a loop of its own.
-                continue
-            if library == "anyio":
-                name = _pytest_loops.anyio_name(scope)
-            else:
-                name = _pytest_loops.asyncio_name(scope, loop_scope)
-            if name in names:
-                continue
-            if self.companions is None:
-                self.companions = _pytest_loops.companions(
-                    self.in_loop,
-                    asyncio=self.config.pluginmanager.has_plugin("asyncio"),
-                )
-                self.config.pluginmanager.register(self.companions, "cleanroom-loops")
-            at = next(
-                (
-                    index
-                    for index, other in enumerate(names)
-                    if _pytest_loops.SCOPES.index(_fixture_scope(item, other)) <= rank
-                ),
-                len(names),
-            )
-            names.insert(at, name)
+            restore_registry(self, before)
 
     def _write(self, line: str) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -616,12 +473,20 @@ class _Plugin:
         if self._own_signals and config.pluginmanager.has_plugin("dsession"):
             # Each worker runs its own tests' cleanups; without the signal,
             # xdist waits 10 s for workers that go on testing, then kills them.
-            self._forget_hook = _signals.on_sigterm(_terminate_workers)
-        if config.getoption("cleanroom_no_sweep") or not config.getini(
+            from ._pytest_scopes import terminate_workers
+
+            self._forget_hook = _signals.on_sigterm(terminate_workers)
+        sweeping = not config.getoption("cleanroom_no_sweep") and config.getini(
             "cleanroom_sweep"
-        ):
-            return
-        self.swept = _sweep_at_start(config)
+        )
+        if sweeping and _anything_to_sweep():
+            from ._pytest_scopes import sweep_at_start
+
+            self.swept = sweep_at_start(config, os.environ.get(_ENV_SESSION) or None)
+        elif _retention_given(config):
+            from ._pytest_scopes import retention
+
+            retention(config)  # a bad value is a usage error, swept or not
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """
@@ -629,14 +494,18 @@ class _Plugin:
         the marker's policy holds for ``with_cleanup`` and ``managed_resources``
         in it, and check the marker's settings once. Have async tests' scopes
         closed in their event loop. Track the tests only when some test uses
-        cleanroom's fixtures.
+        cleanroom's fixtures. Give the tests that are checked for leaks their
+        check.
         """
-        cache = self._marked
+        cache = self.marked
+        checking = self.leak_mode != "off"
         used = False
+        checked: list[pytest.Item] = []
         for item in items:
             names: list[str] | None = getattr(item, "fixturenames", None)
             uses = names is not None and not FIXTURES.isdisjoint(names)
-            if _marked(item, cache):
+            marked = _marked(item, cache)
+            if marked:
                 try:
                     item.stash[_MARKER] = marker_settings(item)
                 except PolicyError as exc:
@@ -645,11 +514,24 @@ class _Plugin:
                     uses = True
                     if "cleanroom" not in names:
                         names.append("cleanroom")
+            if marked or checking:
+                checked.append(item)
             if uses and names is not None:
                 used = True
-                self.close_in_loop(item, names)
+                self.scopes().close_in_loop(item, names)
         if used:
-            self.track()
+            self.scopes().track()
+        if checked:
+            self._check_leaks(checked)
+
+    def _check_leaks(self, items: list[pytest.Item]) -> None:
+        """Give each of *items* that is checked for leaks its check."""
+        from ._leaks._pytest import LeakChecks
+
+        if self._leak_checks is None:
+            self._leak_checks = LeakChecks(self.config)
+        default = None if self.leak_mode == "off" else self.leak_mode
+        self._leak_checks.assign(items, default)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_keyboard_interrupt(
@@ -693,16 +575,32 @@ class _Plugin:
         if summary:
             self.remote.append(summary)
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Collect the leaks a test's teardown report carries (from xdist too)."""
+        if report.when != "teardown" or not report.user_properties:
+            return
+        for name, value in report.user_properties:
+            if name == LEAKS_PROPERTY and isinstance(value, list | tuple) and value:
+                self.leaks.append((report.nodeid, [str(text) for text in value]))
+
     def pytest_terminal_summary(
         self, terminalreporter: pytest.TerminalReporter
     ) -> None:
         """
-        Show what was cleaned, kept (with why and how to delete it) and failed;
-        nothing on a clean run unless ``-v`` is given.
+        Show what was cleaned, kept (with why and how to delete it) and failed,
+        nothing on a clean run unless ``-v`` is given; and the leaks of each
+        test.
         """
         if self.worker:
             return
-        _write_summary(terminalreporter, self.summary(), self.config.get_verbosity())
+        if self.swept or self.remote or _REGISTRY in sys.modules:
+            from ._pytest_scopes import write_summary
+
+            write_summary(self, terminalreporter)
+        if self.leaks:
+            from ._leaks._pytest import write_leaks
+
+            write_leaks(terminalreporter, self.leaks)
 
     # -- signals and the end of the session
 
@@ -718,14 +616,13 @@ class _Plugin:
             hold.__exit__(None, None, None)
 
     def _finish(self, session: pytest.Session) -> None:
-        for opened in [*self.tests.values(), *reversed(self.broad)]:
-            # A fixture that pytest never tore down: the run stopped early.
-            try:
-                self.close(opened, Outcome.INTERRUPTED)
-            except Exception as exc:
-                self._write(f"cleanroom: closing {opened.scope.name} failed: {exc!r}")
+        if self._scopes is not None:
+            self._scopes.close_all(self._write)
         if self.worker:
-            self.config.workeroutput["cleanroom"] = self.local_summary()  # type: ignore[attr-defined]
+            if _REGISTRY in sys.modules:  # else nothing here used cleanroom
+                from ._pytest_scopes import local_summary
+
+                self.config.workeroutput["cleanroom"] = local_summary(self)  # type: ignore[attr-defined]
             return
         seen = _signals.received()[self._signals_seen :]
         if signal.SIGTERM in seen or isinstance(self.interrupt, Terminated):
@@ -733,241 +630,11 @@ class _Plugin:
         elif type(self.interrupt) is KeyboardInterrupt:
             session.exitstatus = _signals.EXIT_SIGINT
 
-    # -- the summary
-
-    def local_summary(self) -> dict[str, Any]:
-        """What this process's scopes did since the run began, as plain data."""
-        report = Registry.default().report
-        base = self._baseline
-        if base is not None and base[0] is report:
-            _, cleaned, kept, failed, collected, forgotten = base
-        else:
-            cleaned = kept = failed = collected = forgotten = 0
-        worker = self.config.workerinput["workerid"] if self.worker else None  # type: ignore[attr-defined]
-        return {
-            "cleaned": report.cleaned - cleaned,
-            "collected": report.collected - collected,
-            "forgotten": report.forgotten - forgotten,
-            "kept": [_describe(d, worker) for d in report.kept[kept:]],
-            "failed": [_describe(d, worker) for d in report.failed[failed:]],
-        }
-
-    def summary(self) -> dict[str, Any]:
-        """The local summary with those of xdist's workers added."""
-        total = self.local_summary()
-        total["swept"] = list(self.swept)
-        for remote in self.remote:
-            for key in ("cleaned", "collected", "forgotten"):
-                total[key] += int(remote.get(key, 0))
-            total["kept"].extend(remote.get("kept", ()))
-            total["failed"].extend(remote.get("failed", ()))
-        return total
-
-
-def _scope_class() -> type[Scope]:
-    # Imported on first use: a run that never uses cleanroom does not load
-    # (nor have pytest rewrite) the scope's modules.
-    from ._core._scope import Scope
-
-    return Scope
-
-
-def _terminate_workers() -> None:
-    """Send SIGTERM to this process's xdist workers (execnet's popen gateways)."""
-    try:
-        from execnet.gateway_io import popen_bootstrapline
-    except ImportError:  # pragma: no cover - xdist needs execnet
-        return
-    proc = Path("/proc")
-    if not proc.is_dir():  # pragma: no cover - found through /proc (Linux)
-        return
-    marker = b"\0-c\0" + popen_bootstrapline.encode() + b"\0"
-    me = str(os.getpid())
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        fields = _session.stat_fields(int(entry.name))
-        if fields is None or len(fields) < 2 or fields[1] != me:  # noqa: PLR2004
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker in cmdline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(entry.name), signal.SIGTERM)
-
-
-def _sweep_at_start(config: pytest.Config) -> list[dict[str, Any]]:
-    """
-    Remove what ended sessions left: orphans, kept resources past their
-    retention, and names that kinds' declared prefix rules match; return what
-    was removed, for the summary.
-    """
-    retention = _retention(config)
-    if not _anything_to_sweep():
-        return []
-    try:
-        from ._crash import _sweep
-
-        report = _sweep.session_start_sweep(
-            os.environ.get(_ENV_SESSION) or None, retention
-        )
-    except Exception:  # it promises not to raise; a sweep must never stop a run
-        return []
-    if report is None:
-        return []
-    return [
-        {
-            "what": result.description,
-            "reason": result.reason or "",
-            "session": result.session or "",
-        }
-        for result in report.results
-        if result.action == "removed"
-    ]
-
-
-def _anything_to_sweep() -> bool:
-    """
-    Tell, cheaply, whether a start-of-run sweep may find anything: a journal
-    exists, or the project declares command kinds (whose prefix rules need no
-    journal). A run on a machine where cleanroom never journaled imports no
-    sweep machinery, journal or kind module.
-    """
-    from ._crash._location import journal_path
-
-    try:
-        path = journal_path()
-    except Exception:
-        return True  # let the sweep say what is wrong
-    if path is not None and path.exists():
-        return True
-    try:
-        return bool(project_config().get("commands"))
-    except PolicyError:
-        return True
-
-
-def _swept_line(swept: Sequence[Mapping[str, Any]]) -> str:
-    """Say how many resources of earlier sessions the start-of-run sweep removed."""
-    kept = sum(1 for entry in swept if entry["reason"].startswith("kept"))
-    parts = []
-    if len(swept) - kept:
-        parts.append(f"{len(swept) - kept} orphaned")
-    if kept:
-        parts.append(f"{kept} kept past their retention")
-    plural = "s" if len(swept) != 1 else ""
-    return (
-        f"swept {len(swept)} resource{plural} of earlier sessions ({', '.join(parts)})"
-    )
-
-
-def _write_summary(
-    terminalreporter: pytest.TerminalReporter,
-    summary: Mapping[str, Any],
-    verbosity: int,
-) -> None:
-    verbose = verbosity > 0
-    kept, failed = summary["kept"], summary["failed"]
-    swept = summary.get("swept", [])
-    if not (kept or failed or swept or (verbose and _anything(summary))):
-        return
-    write = terminalreporter.write_line
-    terminalreporter.section("cleanroom")
-    if swept:
-        write(f"{_swept_line(swept)}:")
-        shown_swept = None if verbose else SUMMARY_LINES
-        for entry in swept[:shown_swept]:
-            write(
-                f"    {entry['what']} of session {entry['session'][:12]}: "
-                f"{entry['reason']}"
-            )
-        if shown_swept is not None and len(swept) > shown_swept:
-            write(f"    ... and {len(swept) - shown_swept} more (-v lists them all)")
-    counts = [
-        f"{summary['cleaned']} cleaned",
-        f"{len(kept)} kept",
-        f"{len(failed)} failed",
-    ]
-    if verbose:
-        counts.append(f"{summary['collected']} collected before their scope closed")
-        counts.append(f"{summary['forgotten']} forgotten")
-    if kept or failed or verbose:
-        write(", ".join(counts))
-    shown = None if verbose else SUMMARY_LINES
-    _write_entries(write, kept, "kept", "kept", shown, verbose=verbose)
-    _write_entries(
-        write, failed, "failed to clean", "failed", shown, verbose=verbose, red=True
-    )
-
-
-def _write_entries(
-    write: Callable[..., None],
-    entries: Sequence[Mapping[str, Any]],
-    verb: str,
-    what: str,
-    shown: int | None,
-    *,
-    verbose: bool,
-    red: bool = False,
-) -> None:
-    """Write the first *shown* entries (all if ``None``) and how to delete them."""
-    for entry in entries[:shown]:
-        write(f"{verb} {_where(entry, verbose=verbose)}: {entry['reason']}", red=red)
-        if entry["hint"]:
-            write(f"    delete it with: {entry['hint']}")
-    if shown is not None and len(entries) > shown:
-        write(f"... and {len(entries) - shown} more {what} (-v lists them all)")
-
-
-def _async_runner(item: pytest.Item) -> tuple[str, str] | None:
-    """
-    Tell which plugin runs the async test *item* and how long its event loop
-    may live: ``("asyncio", loop scope)`` for pytest-asyncio, ``("anyio",
-    the scope of anyio_backend)`` for anyio's plugin; ``None`` for the rest.
-    """
-    if not iscoroutinefunction(getattr(item, "obj", None)):
-        return None
-    config = item.config
-    marker = item.get_closest_marker("asyncio")
-    if marker is not None and config.pluginmanager.has_plugin("asyncio"):
-        loop_scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope")
-        if not loop_scope:
-            try:
-                loop_scope = config.getini("asyncio_default_test_loop_scope")
-            except ValueError:  # pytest-asyncio before 0.26 has no such key
-                loop_scope = None
-        return "asyncio", str(loop_scope or "function")
-    if "anyio_backend" in item.fixturenames:  # type: ignore[attr-defined]
-        return "anyio", _fixture_scope(item, "anyio_backend")
-    return None
-
-
-def _fixture_scope(item: pytest.Item, name: str) -> str:
-    """Return the scope of *item*'s fixture *name*: "function" if unknown."""
-    info = getattr(item, "_fixtureinfo", None)
-    definitions = info.name2fixturedefs.get(name) if info is not None else None
-    return str(definitions[-1].scope) if definitions else "function"
-
 
 def _journal_value(value: str, base: Path) -> str:
     if value.strip().lower() in {"off", "none", "0", "false", "no", ""}:
         return value
     return str((base / Path(value).expanduser()).absolute())
-
-
-def _describe(disposition: Disposition, worker: str | None) -> dict[str, Any]:
-    resource = disposition.resource
-    return {
-        "what": describe(resource),
-        "scope": resource.scope,
-        "reason": disposition.reason or "",
-        # Objects live in this process only: there is nothing to delete by hand.
-        "hint": (disposition.hint or "") if resource.declarative else "",
-        "identity": {key: repr(value) for key, value in resource.identity.items()},
-        "worker": worker,
-    }
 
 
 # -- hooks of every run --------------------------------------------------------------
@@ -989,9 +656,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_PLUGIN] = plugin
     _active.append(plugin)
     config.pluginmanager.register(plugin, "cleanroom-run")
-    config.pluginmanager.register(
-        _leaks_pytest.LeakPlugin(config), "cleanroom-leak-checks"
-    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -1001,29 +665,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         plugin.unconfigure()
         if plugin in _active:
             _active.remove(plugin)
-
-
-def _anything(summary: Mapping[str, Any]) -> bool:
-    return bool(
-        summary["cleaned"]
-        or summary["kept"]
-        or summary["failed"]
-        or summary["collected"]
-        or summary["forgotten"]
-    )
-
-
-def _where(entry: Mapping[str, Any], *, verbose: bool) -> str:
-    text = str(entry["what"])
-    if entry["scope"]:
-        text += f" of {entry['scope']}"
-    if verbose:
-        identity = entry.get("identity") or {}
-        if identity:
-            text += " (" + ", ".join(f"{k}={v}" for k, v in identity.items()) + ")"
-        if entry.get("worker"):
-            text += f" [{entry['worker']}]"
-    return text
 
 
 # -- fixtures ------------------------------------------------------------------------
@@ -1038,10 +679,10 @@ def cleanroom() -> Iterator[Scope]:
     """
     # No ``request`` argument: pytest builds three fixture definitions per
     # test for it, which would double this fixture's cost.
-    plugin = _active[-1]
-    scope, opened = plugin.open_test()
+    scopes = _active[-1].scopes()
+    scope, opened = scopes.open_test()
     yield scope
-    plugin.close(opened)
+    scopes.close(opened)
 
 
 @pytest.fixture
@@ -1055,10 +696,10 @@ def resource_manager(cleanroom: Scope) -> Scope:
 
 
 def _broad_scope(request: pytest.FixtureRequest) -> Iterator[Scope]:
-    plugin = request.config.stash[_PLUGIN]
-    scope, opened = plugin.open_broad(request.node)
+    scopes = request.config.stash[_PLUGIN].scopes()
+    scope, opened = scopes.open_broad(request.node)
     yield scope
-    plugin.close(opened)
+    scopes.close(opened)
 
 
 @pytest.fixture(scope="class")

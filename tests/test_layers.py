@@ -26,6 +26,7 @@ RANKS = {
     "cleanroom._cli": 3,
     "cleanroom.pytest_plugin": 3,
     "cleanroom._pytest_loops": 3,
+    "cleanroom._pytest_scopes": 3,
     "cleanroom.unittest": 3,
     "cleanroom.leaks": 3,
     "cleanroom._leaks": 3,

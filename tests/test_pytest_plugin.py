@@ -6,6 +6,7 @@ teardown errors, the terminal summary, async tests, sessions and xdist.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -1154,6 +1155,53 @@ class TestSession:
         )
 
 
+class TestStartUp:
+    #: What the plugin loads in a run that never uses cleanroom: pytest
+    #: compiles each afresh where bytecode is not written.
+    LIGHT = frozenset(
+        {
+            "cleanroom",
+            "cleanroom._core",
+            "cleanroom._core._exceptions",
+            "cleanroom._core._session",
+            "cleanroom._core._settings",
+            "cleanroom._core._signals",
+            "cleanroom._crash",
+            "cleanroom._crash._location",
+            "cleanroom._leaks",
+            "cleanroom.pytest_plugin",
+        }
+    )
+
+    def loaded(self, pytester: pytest.Pytester, *args: str) -> set[str]:
+        pytester.makeconftest(
+            """
+            import sys
+
+            def pytest_unconfigure(config):
+                names = sorted(m for m in sys.modules if m.split(".")[0] == "cleanroom")
+                with open("loaded.txt", "w", encoding="utf-8") as file:
+                    file.write("\\n".join(names))
+            """
+        )
+        pytester.makepyfile("def test_it(): assert True")
+        result = pytester.runpytest_subprocess(*args)
+        result.assert_outcomes(passed=1)
+        text = (pytester.path / "loaded.txt").read_text(encoding="utf-8")
+        return set(text.split())
+
+    def test_a_run_that_never_uses_cleanroom(self, pytester: pytest.Pytester) -> None:
+        """No scope, registry, policy (attrs), journal, sweep or kind module loads."""
+        assert not (pytester.path / "journal.sqlite").exists()
+        assert self.loaded(pytester) == self.LIGHT
+
+    def test_a_setting_loads_the_registry(self, pytester: pytest.Pytester) -> None:
+        """A setting given anywhere is checked at once, so the registry loads."""
+        loaded = self.loaded(pytester, "--cleanroom-level", "pods")
+        assert "cleanroom._core._registry" in loaded
+        assert "cleanroom._core._policy" in loaded
+
+
 def make_orphan(pytester: pytest.Pytester) -> Path:
     """Leave a journaled temporary directory behind a killed process."""
     script = pytester.makepyfile(
@@ -1229,10 +1277,12 @@ class TestXdist:
         result.assert_outcomes(passed=2)
         with Journal(Path(os.environ["CLEANROOM_JOURNAL"])) as journal:
             commands = sorted(owner.command for owner in journal.owners())
-        assert len(commands) == 2
-        for command, worker in zip(commands, ("gw0", "gw1"), strict=True):
+        # One owner per worker that made something: xdist may give both
+        # tests to one worker on a busy machine.
+        assert 1 <= len(commands) <= 2
+        for command in commands:
             assert "pytest" in command
-            assert command.endswith(f" -n 2 -p xdist (xdist worker {worker})")
+            assert re.search(r" -n 2 -p xdist \(xdist worker gw[01]\)$", command)
 
     def test_summary_merges_the_workers(self, pytester: pytest.Pytester) -> None:
         """The controller's summary counts and lists what every worker did."""

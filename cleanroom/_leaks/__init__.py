@@ -6,7 +6,11 @@ is :mod:`cleanroom.leaks`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
+
+#: The name of a teardown report's user property that carries a test's leaks
+#: (the pytest plugin collects them, from xdist's workers too).
+LEAKS_PROPERTY: Final = "cleanroom_leaks"
 
 
 def _from_setting(setting: object) -> Any:

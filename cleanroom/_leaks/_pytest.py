@@ -15,37 +15,16 @@ import pytest
 
 from cleanroom._core._exceptions import LeakError, PolicyError
 
+from . import LEAKS_PROPERTY
 from . import _from_setting as from_setting
 
 if TYPE_CHECKING:
     from ._check import LeakCheck
 
-#: Values of ``--cleanroom-check-leaks`` and the ``cleanroom_check_leaks`` ini key.
-MODES: Final = ("off", "warn", "raise")
-
 _TEMPLATE: Final = pytest.StashKey["LeakCheck"]()
 _FAILED: Final = pytest.StashKey[bool]()
-_PROPERTY: Final = "cleanroom_leaks"
 # How many leaks of one test the summary lists.
 _SHOWN: Final = 10
-
-
-def mode(config: pytest.Config) -> str:
-    """
-    The run's default leak check: the option, else the ini key, else off.
-
-    Raises:
-        pytest.UsageError: On a value outside :data:`MODES`.
-    """
-    value = config.getoption("cleanroom_check_leaks", None)
-    if value is None:
-        value = str(config.getini("cleanroom_check_leaks")).strip() or "off"
-    value = str(value).lower()
-    if value not in MODES:
-        raise pytest.UsageError(
-            f"cleanroom: check_leaks must be one of {', '.join(MODES)}, not {value!r}"
-        )
-    return value
 
 
 def marker_setting(item: pytest.Item) -> object:
@@ -56,19 +35,22 @@ def marker_setting(item: pytest.Item) -> object:
     return None
 
 
-class LeakPlugin:
-    """Decides which tests are checked, and lists their leaks at the end."""
+class LeakChecks:
+    """Gives the tests that are checked their check, and brackets them."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.default = mode(config)
-        self.found: list[tuple[str, list[str]]] = []
         self._bracket: _Bracket | None = None
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        """Give each checked test its check; bracket tests only if some are."""
-        default = None if self.default == "off" else self.default
+    def assign(self, items: list[pytest.Item], default: str | None) -> None:
+        """
+        Give each of *items* its check: its marker's ``check_leaks``, else
+        *default* (the run's mode, ``None`` when off); bracket tests only if
+        some are checked.
+
+        Raises:
+            pytest.UsageError: On a bad ``check_leaks`` in a marker.
+        """
         checked = False
         for item in items:
             setting = marker_setting(item)
@@ -83,34 +65,26 @@ class LeakPlugin:
             self._bracket = _Bracket()
             self.config.pluginmanager.register(self._bracket, "cleanroom-leaks")
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Collect the leaks a test's teardown report carries (from xdist too)."""
-        if report.when != "teardown":
-            return
-        for name, value in report.user_properties:
-            if name == _PROPERTY and isinstance(value, list | tuple) and value:
-                self.found.append((report.nodeid, [str(text) for text in value]))
 
-    def pytest_terminal_summary(
-        self, terminalreporter: pytest.TerminalReporter
-    ) -> None:
-        """List the leaks of each test."""
-        if not self.found or hasattr(self.config, "workerinput"):
-            return
-        write = terminalreporter.write_line
-        terminalreporter.section("cleanroom: leaks")
-        count = sum(len(leaks) for _, leaks in self.found)
-        write(
-            f"{count} leak{'s' if count != 1 else ''} in {len(self.found)} "
-            f"test{'s' if len(self.found) != 1 else ''}"
-        )
-        for nodeid, leaks in self.found:
-            write(f"{nodeid}:", yellow=True)
-            for text in leaks[:_SHOWN]:
-                for number, line in enumerate(text.splitlines()):
-                    write(f"    {'- ' if number == 0 else '  '}{line}")
-            if len(leaks) > _SHOWN:
-                write(f"    ... and {len(leaks) - _SHOWN} more")
+def write_leaks(
+    terminalreporter: pytest.TerminalReporter,
+    found: list[tuple[str, list[str]]],
+) -> None:
+    """List the leaks of each test, given as (node id, leaks) pairs."""
+    write = terminalreporter.write_line
+    terminalreporter.section("cleanroom: leaks")
+    count = sum(len(leaks) for _, leaks in found)
+    write(
+        f"{count} leak{'s' if count != 1 else ''} in {len(found)} "
+        f"test{'s' if len(found) != 1 else ''}"
+    )
+    for nodeid, leaks in found:
+        write(f"{nodeid}:", yellow=True)
+        for text in leaks[:_SHOWN]:
+            for number, line in enumerate(text.splitlines()):
+                write(f"    {'- ' if number == 0 else '  '}{line}")
+        if len(leaks) > _SHOWN:
+            write(f"    ... and {len(leaks) - _SHOWN} more")
 
 
 class _Bracket:
@@ -169,7 +143,9 @@ class _Bracket:
                 funcargs = getattr(item, "funcargs", None) or {}
                 leaks = check.stop(phase="teardown", transient=funcargs.values())
                 if leaks:
-                    item.user_properties.append((_PROPERTY, [str(x) for x in leaks]))
+                    item.user_properties.append(
+                        (LEAKS_PROPERTY, [str(x) for x in leaks])
+                    )
                     # A failed test's leftovers may be kept on purpose
                     # (on_failure="keep"), and its failure says enough.
                     if check.on_leak == "raise" and not item.stash.get(_FAILED, False):
@@ -184,22 +160,3 @@ class _Bracket:
         if report.when != "teardown" and not report.passed:
             item.stash[_FAILED] = True
         return report
-
-
-def add_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
-    """Add ``--cleanroom-check-leaks`` and the ``cleanroom_check_leaks`` ini key."""
-    group.addoption(
-        "--cleanroom-check-leaks",
-        dest="cleanroom_check_leaks",
-        metavar="MODE",
-        choices=MODES,
-        default=None,
-        help="check each test for threads, tasks, file descriptors and child "
-        "processes it left behind: off (default), warn (list them in the "
-        "summary) or raise (fail the test's teardown)",
-    )
-    parser.addini(
-        "cleanroom_check_leaks",
-        "cleanroom: check each test for leaks: off (default), warn or raise",
-        default="",
-    )
