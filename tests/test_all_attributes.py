@@ -129,3 +129,22 @@ class TestAllAttributes:
             value = getattr(cleanroom, name)
             if isinstance(value, type) or callable(value):
                 assert value.__module__ in {"cleanroom", "cleanroom.exceptions"}, name
+
+
+def test_lazy_names_are_declared_once_each() -> None:
+    """
+    The package's names, imported on first use, are the same three times: in
+    ``__all__``, in the map of their modules and in the imports type checkers
+    read.
+    """
+    tree = ast.parse(Path(cleanroom.__file__).read_text(encoding="utf-8"))
+    checked: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for statement in node.body:
+                assert isinstance(statement, ast.ImportFrom)
+                module = "." * statement.level + (statement.module or "")
+                for alias in statement.names:
+                    checked[alias.asname or alias.name] = module
+    assert set(cleanroom.__all__) == set(cleanroom._LAZY) == set(checked)
+    assert checked == cleanroom._LAZY
