@@ -57,7 +57,8 @@ def client(engine: str | None = None) -> docker.DockerClient:
 
     .. versionadded:: 0.2.0
     """
-    key = (os.getpid(), engine)
+    # The environment's engine is the one DOCKER_HOST names now.
+    key = (os.getpid(), engine or os.environ.get("DOCKER_HOST") or None)
     with _clients_lock:
         found = _clients.get(key)
         if found is None:
