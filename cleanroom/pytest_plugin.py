@@ -240,15 +240,18 @@ def _leak_mode(config: pytest.Config) -> str:
 
 
 def _retention_given(config: pytest.Config) -> bool:
-    """Tell whether the retention of kept resources is set anywhere."""
-    for name in ("count", "age"):
-        if config.getoption(f"cleanroom_retention_{name}") is not None:
-            return True
-        if str(config.getini(f"cleanroom_retention_{name}")).strip():
-            return True
-        if os.environ.get(f"CLEANROOM_RETENTION_{name.upper()}", "").strip():
-            return True
-    return False
+    """
+    Tell whether the retention of kept resources is set anywhere: an option,
+    an ini key, a ``CLEANROOM_RETENTION_*`` variable or ``[tool.cleanroom]``.
+    """
+    table = _project_table()
+    return any(
+        config.getoption(f"cleanroom_retention_{name}") is not None
+        or str(config.getini(f"cleanroom_retention_{name}")).strip()
+        or os.environ.get(f"CLEANROOM_RETENTION_{name.upper()}", "").strip()
+        or f"retention_{name}" in table
+        for name in ("count", "age")
+    )
 
 
 def _project_table() -> dict[str, Any]:

@@ -1145,13 +1145,29 @@ class TestSession:
             ]
         )
 
-    def test_retention_option_checked(self, pytester: pytest.Pytester) -> None:
-        """A bad retention is a usage error naming the value and the valid ones."""
+    @pytest.mark.parametrize("source", ["option", "ini", "environment", "pyproject"])
+    def test_retention_option_checked(
+        self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, source: str
+    ) -> None:
+        """
+        A bad retention is a usage error naming the value and the valid ones,
+        wherever it is given, with a journal to sweep or not.
+        """
+        assert not (pytester.path / "journal.sqlite").exists()
         pytester.makepyfile("def test_it(): pass")
-        result = pytester.runpytest_subprocess("--cleanroom-retention-count", "many")
+        args: list[str] = []
+        if source == "option":
+            args = ["--cleanroom-retention-count", "many"]
+        elif source == "ini":
+            pytester.makeini(INI + "cleanroom_retention_count = many\n")
+        elif source == "environment":
+            monkeypatch.setenv("CLEANROOM_RETENTION_COUNT", "many")
+        else:
+            pytester.makepyprojecttoml('[tool.cleanroom]\nretention_count = "many"\n')
+        result = pytester.runpytest_subprocess(*args)
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines(
-            ["*retention count must be a number of sessions (0 or more) or 'none'*"]
+            ["*must be a number of sessions (0 or more) or 'none', not 'many'"]
         )
 
 
