@@ -8,10 +8,11 @@ to delete it.
 
 from __future__ import annotations
 
-from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
 from . import _core
+from ._crash import attach_journal as _attach_journal
+from ._leaks import install as _install_leak_checks
 
 if TYPE_CHECKING:
     from ._core._api import current_scope, managed_resources, register, with_cleanup
@@ -189,14 +190,6 @@ _HOMES = {
 _LAZY = {name: module for module, names in _HOMES.items() for name in names}
 
 
-def _show_public(value: object) -> None:
-    """Show *value* as ``cleanroom.X`` in reprs and tracebacks."""
-    if isinstance(value, type | FunctionType) and value.__module__.startswith(
-        "cleanroom."
-    ):
-        value.__module__ = __name__
-
-
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
@@ -204,11 +197,11 @@ def __getattr__(name: str) -> Any:
     from importlib import import_module
 
     found = import_module(module, __name__)
-    # The module's other public names come along: one lookup per module.
+    # The module's other public names come along: one lookup per module. The
+    # core's modules show their names as cleanroom.X themselves, however
+    # they are reached.
     for other in _HOMES[module]:
-        value = getattr(found, other)
-        _show_public(value)
-        globals()[other] = value
+        globals()[other] = getattr(found, other)
     return globals()[name]
 
 
@@ -216,22 +209,8 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
-def _attach_journal(registry: Registry) -> None:
-    """Journal *registry*'s declarative resources: crash safety, a layer up."""
-    from ._crash import attach_journal
-
-    attach_journal(registry)
-
-
 def _load_scope() -> object:
     return __getattr__("Scope")
-
-
-def _leak_check(setting: object) -> Any:
-    """Make a scope's leak check; the checks' modules load for the first one."""
-    from ._leaks import _from_setting
-
-    return _from_setting(setting)
 
 
 # The core's plug-in points (it imports nothing above it): crash safety
@@ -241,5 +220,4 @@ def _leak_check(setting: object) -> Any:
 if _attach_journal not in _core.first_resource_hooks:
     _core.first_resource_hooks.append(_attach_journal)
 _core.scope_loader = _load_scope
-if _core.leak_checks is None:
-    _core.leak_checks = _leak_check
+_install_leak_checks()

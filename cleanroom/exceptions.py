@@ -44,6 +44,9 @@ __all__ = [
     "UnsafePathError",
 ]
 
+# The package re-exports all but these, and its names show as cleanroom.X,
+# however they are reached.
+_ONLY_HERE = frozenset({"LeakWarning", "NameConflictError"})
 for _name in __all__:
-    globals()[_name].__module__ = __name__
+    globals()[_name].__module__ = __name__ if _name in _ONLY_HERE else "cleanroom"
 del _name

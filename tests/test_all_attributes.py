@@ -148,3 +148,34 @@ def test_lazy_names_are_declared_once_each() -> None:
                     checked[alias.asname or alias.name] = module
     assert set(cleanroom.__all__) == set(cleanroom._LAZY) == set(checked)
     assert checked == cleanroom._LAZY
+
+
+def test_public_paths_before_the_package_names_them() -> None:
+    """
+    The package's classes and functions report their public path even when
+    their modules are imported before anyone asks the package for them (the
+    package imports its names on first use).
+    """
+    import json
+    import subprocess
+    import sys
+
+    code = """
+import importlib, json, cleanroom
+shown = {}
+for home, names in cleanroom._HOMES.items():
+    module = importlib.import_module(home, "cleanroom")
+    for name in names:
+        value = getattr(module, name)
+        if isinstance(value, type) or callable(value):
+            shown[name] = [value.__module__, value.__qualname__]
+print(json.dumps(shown))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    shown = json.loads(out)
+    assert shown
+    for name, (home, qualname) in shown.items():
+        assert home == "cleanroom", (name, home)
+        assert getattr(cleanroom, qualname) is getattr(cleanroom, name)

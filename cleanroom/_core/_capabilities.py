@@ -140,3 +140,18 @@ class Adopts(Protocol):
 
     def adopt(self, scope: Scope, obj: object, *, name: str | None) -> Resource:
         """Track *obj* in *scope* as a resource of this kind and return it."""
+
+
+# The package imports this module on first use, and other modules may reach
+# it first: show the public path in reprs and tracebacks from the start.
+for _public in (
+    Adopts,
+    FreesRuntime,
+    KnowsSessions,
+    ListsNames,
+    ListsOwned,
+    Owned,
+    Probes,
+):
+    _public.__module__ = "cleanroom"
+del _public

@@ -605,3 +605,10 @@ def project_settings(start: Path | None = None) -> dict[str, Any]:
     """
     table = project_config(start)
     return {name: table[name] for name in POLICY_FIELDS if name in table}
+
+
+# The package imports this module on first use, and other modules may reach
+# it first: show the public path in reprs and tracebacks from the start.
+for _public in (Decision, Level, Outcome, Policy, get_level, register_level):
+    _public.__module__ = "cleanroom"
+del _public

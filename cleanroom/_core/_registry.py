@@ -302,3 +302,10 @@ class Registry:
                 report.forgotten += 1
         for listener in self._listeners:
             listener.settled(scope, disposition)
+
+
+# The package imports this module on first use, and other modules may reach
+# it first: show the public path in reprs and tracebacks from the start.
+for _public in (Listener, Registry, Report):
+    _public.__module__ = "cleanroom"
+del _public

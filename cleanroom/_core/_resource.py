@@ -454,3 +454,20 @@ def kind_origin(kind: Kind) -> str | None:
 def registered_kinds() -> tuple[Kind, ...]:
     """Return each registered kind once, in the order they were registered."""
     return tuple({id(kind): kind for kind in _kinds.values()}.values())
+
+
+# The package imports this module on first use, and other modules may reach
+# it first: show the public path in reprs and tracebacks from the start.
+for _public in (
+    BaseKind,
+    Disposition,
+    Kind,
+    ObjectKind,
+    Resource,
+    State,
+    get_kind,
+    register_kind,
+    unregister_kind,
+):
+    _public.__module__ = "cleanroom"
+del _public
