@@ -77,9 +77,9 @@ def _connect(engine: str | None) -> docker.DockerClient:
         docker.errors.DockerException: When no engine answers.
     """
     import docker
-    from docker.constants import DEFAULT_DOCKER_API_VERSION
+    from docker.constants import DEFAULT_DOCKER_API_VERSION, DEFAULT_UNIX_SOCKET
 
-    url = engine or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    url = engine or os.environ.get("DOCKER_HOST") or DEFAULT_UNIX_SOCKET
     if url.startswith(("unix://", "http+unix://")):
         path = url.split("://", 1)[1]
         try:
