@@ -5,10 +5,13 @@ Timing helpers shared by the benchmarks: interleaved repetitions and medians.
 from __future__ import annotations
 
 import gc
+import os
 import statistics
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -65,3 +68,33 @@ def interleaved(
         for name in order:
             samples[name].append(contenders[name]())
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def child_cpu(
+    argv: Sequence[str], *, cwd: Path | str, env: Mapping[str, str] | None = None
+) -> float:
+    """
+    Run *argv* in *cwd* with its output discarded; return the CPU seconds (user
+    and system) that it used, from ``wait4``.
+
+    Raises:
+        RuntimeError: When it fails, with its standard error.
+    """
+    process = subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    stderr = process.stderr.read() if process.stderr else b""
+    if process.stderr:
+        process.stderr.close()
+    if process.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(argv)} failed in {cwd} ({process.returncode}): "
+            f"{stderr.decode(errors='replace')}"
+        )
+    return usage.ru_utime + usage.ru_stime

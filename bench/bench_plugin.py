@@ -23,11 +23,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
 from pathlib import Path
+
+from _measure import child_cpu
 
 TESTS = 2000
 FILES = 20
@@ -98,19 +99,11 @@ def run_pytest(folder: Path, *args: str) -> float:
     # Measure an installed package's imports, from cached bytecode, not ones
     # compiled afresh on every run.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    process = subprocess.Popen(
+    return child_cpu(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
         cwd=folder,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
     )
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    stderr = process.stderr.read() if process.stderr else b""
-    if process.returncode != 0:
-        raise RuntimeError(f"pytest failed in {folder}: {stderr.decode()}")
-    return usage.ru_utime + usage.ru_stime
 
 
 def test_time(folder: Path) -> float:

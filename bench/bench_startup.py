@@ -32,7 +32,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from _measure import Result
+from _measure import Result, child_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL = 1.03
@@ -94,19 +94,11 @@ def collect(python: Path, suite: Path, *options: str) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLEANROOM_")}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["CLEANROOM_JOURNAL"] = str(suite.parent / "journal.sqlite")
-    process = subprocess.Popen(
+    return child_cpu(
         [str(python), "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider", *options],
         cwd=suite,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
     )
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    stderr = process.stderr.read() if process.stderr else b""
-    if process.returncode != 0:
-        raise RuntimeError(f"pytest --co failed in {suite}: {stderr.decode()}")
-    return usage.ru_utime + usage.ru_stime
 
 
 def run(

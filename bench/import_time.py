@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 
-from _measure import Result, interleaved
+from _measure import Result, child_cpu, interleaved
 
 OPTIONAL = ("docker", "kubernetes")
 DEPENDENCIES = "import attrs, anyio"
@@ -40,14 +40,7 @@ def _environment(cache: str) -> dict[str, str]:
 def _cpu_seconds(code: str, env: dict[str, str]) -> float:
     # Run outside the source tree: python -c puts the working directory first
     # on sys.path, and the checkout's cleanroom would shadow the installed one.
-    process = subprocess.Popen(
-        [sys.executable, "-c", code], env=env, cwd=tempfile.gettempdir()
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise RuntimeError(f"python -c {code!r} exited with {process.returncode}")
-    return usage.ru_utime + usage.ru_stime
+    return child_cpu([sys.executable, "-c", code], cwd=tempfile.gettempdir(), env=env)
 
 
 def _optional_modules(env: dict[str, str]) -> list[str]:
