@@ -29,13 +29,11 @@ from cleanroom import (
     pytest_plugin,
 )
 from cleanroom._cli._main import build_parser
-from cleanroom._core._policy import (
+from cleanroom._core._policy import Decision, project_config, project_settings
+from cleanroom._core._settings import (
     NULLABLE,
     POLICY_FIELDS,
-    Decision,
     env_settings,
-    project_config,
-    project_settings,
     setting_help,
 )
 from cleanroom.unittest import CleanroomTestCase

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cleanroom._core._policy import POLICY_FIELDS
+from cleanroom._core._settings import POLICY_FIELDS
 from cleanroom._crash._journal import Journal
 
 pytest_plugins = ["pytester"]

@@ -30,7 +30,7 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
     ``--force`` and ``--no-force`` for a flag. Each stores its text, or
     ``None`` when not given.
     """
-    from cleanroom._core._policy import POLICY_FIELDS, setting_help
+    from cleanroom._core._settings import POLICY_FIELDS, setting_help
 
     for name in POLICY_FIELDS:
         metavar, text = setting_help(name)

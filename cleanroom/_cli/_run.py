@@ -85,7 +85,8 @@ def run_command(
 
     .. versionadded:: 0.1.0
     """
-    from cleanroom._core._policy import POLICY_FIELDS, Policy
+    from cleanroom._core._policy import Policy
+    from cleanroom._core._settings import POLICY_FIELDS
     from cleanroom.exceptions import PolicyError
 
     command = list(args.command)

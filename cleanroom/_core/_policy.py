@@ -14,12 +14,8 @@ import attrs
 
 from ._exceptions import PolicyError
 from ._settings import (
-    NULLABLE,
     POLICY_FIELDS,
-    PROJECT_KEYS,
-    PYPROJECT_ENV,
     env_settings,
-    find_pyproject,
     is_given,
     project_file,
     setting_help,
@@ -30,29 +26,6 @@ if TYPE_CHECKING:
 
     from ._resource import Kind
 
-__all__ = [
-    "ALL",
-    "NONE",
-    "NULLABLE",
-    "PODS",
-    "POLICY_FIELDS",
-    "PROJECT_KEYS",
-    "PYPROJECT_ENV",
-    "Decision",
-    "Level",
-    "Outcome",
-    "Policy",
-    "env_settings",
-    "find_pyproject",
-    "get_level",
-    "given_settings",
-    "is_given",
-    "level_names",
-    "project_config",
-    "project_settings",
-    "register_level",
-    "setting_help",
-]
 
 Category = Literal["runtime", "record"]
 OnFailure = Literal["keep", "clean"]

@@ -15,8 +15,9 @@ import attrs
 
 from cleanroom import _core
 
-from ._policy import Policy, env_settings, is_given
+from ._policy import Policy
 from ._resource import Disposition, Resource, State
+from ._settings import env_settings, is_given
 
 if TYPE_CHECKING:
     from ._scope import Scope

@@ -55,12 +55,13 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import attrs
 
-from cleanroom._core._policy import find_pyproject, project_config
+from cleanroom._core._policy import project_config
 from cleanroom._core._resource import (
     BaseKind,
     Resource,
     register_kind,
 )
+from cleanroom._core._settings import find_pyproject
 from cleanroom.exceptions import PolicyError, UnsafePathError
 
 if TYPE_CHECKING:
