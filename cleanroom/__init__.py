@@ -8,6 +8,7 @@ to delete it.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from . import _core
@@ -191,18 +192,20 @@ _LAZY = {name: module for module, names in _HOMES.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    home = _LAZY.get(name)
+    if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
+    # Looked up each time rather than kept here: pytester's inline runs take
+    # the modules first imported during a run out of sys.modules again, and a
+    # name kept here would belong to a copy of the core that the next import
+    # of it no longer uses. (The core's modules show their names as
+    # cleanroom.X themselves, however they are reached.)
+    module = sys.modules.get(__name__ + home)
+    if module is None:
+        from importlib import import_module
 
-    found = import_module(module, __name__)
-    # The module's other public names come along: one lookup per module. The
-    # core's modules show their names as cleanroom.X themselves, however
-    # they are reached.
-    for other in _HOMES[module]:
-        globals()[other] = getattr(found, other)
-    return globals()[name]
+        module = import_module(home, __name__)
+    return getattr(module, name)
 
 
 def __dir__() -> list[str]:

@@ -93,6 +93,8 @@ _active: list[_Plugin] = []
 _ENV_SESSION: Final = "CLEANROOM_SESSION"
 _ENV_JOURNAL: Final = "CLEANROOM_JOURNAL"
 _REGISTRY: Final = "cleanroom._core._registry"
+#: What a run that uses cleanroom loads besides its public names' modules.
+_INLINE_RUN_MODULES: Final = ("._pytest_scopes", "._crash._recorder", "._leaks._pytest")
 
 
 # -- options -----------------------------------------------------------------------
@@ -659,6 +661,25 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_PLUGIN] = plugin
     _active.append(plugin)
     config.pluginmanager.register(plugin, "cleanroom-run")
+
+
+def pytest_plugin_registered(plugin: object, plugin_name: str | None) -> None:  # noqa: ARG001
+    """
+    With pytester, load cleanroom's core now, in the run that holds pytester.
+
+    pytester's inline runs take the modules first imported during a run out
+    of ``sys.modules`` again, while their packages keep them as attributes;
+    the next run would then mix two copies of the core (two current scopes,
+    two kind registries). Loaded before the first inline run, they stay.
+    """
+    if plugin_name == "pytester":
+        from importlib import import_module
+
+        package = import_module(__package__)
+        for name in package.__all__:  # the modules of the public names
+            getattr(package, name)
+        for module in _INLINE_RUN_MODULES:
+            import_module(module, __package__)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

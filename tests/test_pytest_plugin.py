@@ -1218,6 +1218,62 @@ class TestStartUp:
         assert "cleanroom._core._policy" in loaded
 
 
+class TestInlineRuns:
+    def test_runs_one_after_another(self, pytester: pytest.Pytester) -> None:
+        """
+        A suite that tests with pytester's inline runs, and imports nothing of
+        cleanroom itself, sees one core in every run: the current scope is
+        the test's, and a kind registered in one run is cleaned in the next.
+        """
+        pytester.makepyfile(
+            test_inline='''
+            import pathlib
+
+            pytest_plugins = ["pytester"]
+
+            CONFTEST = """
+            import pathlib
+
+            from cleanroom import BaseKind, register_kind
+
+            class FileKind(BaseKind):
+                def delete(self, resource, *, wait):
+                    pathlib.Path(resource.identity["path"]).unlink(missing_ok=True)
+
+            register_kind(FileKind("inline-file"), replace=True)
+            """
+
+            TEST = """
+            import pathlib
+
+            import cleanroom as cr
+
+            def test_it(cleanroom, tmp_path):
+                assert cr.current_scope() is cleanroom
+                path = tmp_path / "made"
+                path.write_text("")
+                cleanroom.track("inline-file", "made", path=str(path))
+                pathlib.Path("made.txt").write_text(str(path))
+            """
+
+            def run(pytester):
+                pytester.makeconftest(CONFTEST)
+                pytester.makepyfile(TEST)
+                pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=1)
+                made = pytester.path / "made.txt"
+                assert not pathlib.Path(made.read_text()).exists()
+
+            def test_first(pytester):
+                run(pytester)
+
+            def test_second(pytester):
+                run(pytester)
+            '''
+        )
+        result = pytester.runpytest_subprocess("-p", "no:randomly")
+        result.assert_outcomes(passed=2)
+
+
 def make_orphan(pytester: pytest.Pytester) -> Path:
     """Leave a journaled temporary directory behind a killed process."""
     script = pytester.makepyfile(
