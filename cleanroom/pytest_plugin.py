@@ -38,13 +38,13 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from ._core import _signals
 from ._core._exceptions import PolicyError, Terminated
 from ._core._settings import (
     POLICY_FIELDS,
@@ -57,6 +57,7 @@ from ._leaks import LEAKS_PROPERTY
 if TYPE_CHECKING:
     from ._core._registry import Report
     from ._core._scope import Scope
+    from ._core._signals import Cleaning
     from ._leaks._pytest import LeakChecks
     from ._pytest_scopes import Scopes
 
@@ -93,6 +94,7 @@ _active: list[_Plugin] = []
 _ENV_SESSION: Final = "CLEANROOM_SESSION"
 _ENV_JOURNAL: Final = "CLEANROOM_JOURNAL"
 _REGISTRY: Final = "cleanroom._core._registry"
+_SIGNALS: Final = "cleanroom._core._signals"
 #: What a run that uses cleanroom loads besides its public names' modules.
 _INLINE_RUN_MODULES: Final = ("._pytest_scopes", "._crash._recorder", "._leaks._pytest")
 
@@ -352,9 +354,9 @@ class _Plugin:
         self.leaks: list[tuple[str, list[str]]] = []
         self._environ: dict[str, str | None] = {}
         self._registry_before: tuple[dict[str, Any], dict[str, Any]] | None = None
-        self._own_signals = False
+        self._signals_before = False
         self._signals_seen = 0
-        self._hold: _signals.Cleaning | None = None
+        self._hold: Cleaning | None = None
         self._command_set = False
         self._forget_hook: Callable[[], None] | None = None
         self._scopes: Scopes | None = None
@@ -408,18 +410,18 @@ class _Plugin:
             workerinput = config.workerinput  # type: ignore[attr-defined]
             argv = workerinput.get("mainargv") or []
             if argv:
-                from ._core import _session
+                from ._core._session import set_command
 
-                _session.set_command(
+                set_command(
                     f"{' '.join(argv)} (xdist worker {workerinput['workerid']})"
                 )
                 self._command_set = True
         else:
             # Set before xdist starts its workers, so that they inherit them.
             if not os.environ.get(_ENV_SESSION):
-                from ._core._session import new_id
-
-                self._setenv(_ENV_SESSION, new_id())
+                # An id as _session.new_id() makes one, without loading that
+                # module in a run that may never use cleanroom.
+                self._setenv(_ENV_SESSION, uuid.uuid4().hex)
             journal = config.getoption("cleanroom_journal")
             if journal:
                 self._setenv(_ENV_JOURNAL, _journal_value(journal, Path.cwd()))
@@ -428,8 +430,22 @@ class _Plugin:
                 if ini_journal:
                     base = config.inipath.parent if config.inipath else config.rootpath
                     self._setenv(_ENV_JOURNAL, _journal_value(ini_journal, base))
-        self._own_signals = _signals.install()
-        self._signals_seen = len(_signals.received())
+        # The SIGTERM handler is installed once the run uses cleanroom (see
+        # use_signals); a run that never does keeps pytest's own behaviour.
+        signals = sys.modules.get(_SIGNALS)
+        if signals is not None:
+            self._signals_before = signals.decided
+            self._signals_seen = len(signals.received())
+
+    def use_signals(self) -> None:
+        """
+        Make SIGTERM unwind the run, so that pending cleanups run and the run
+        ends with 143: the run uses cleanroom. A scope made outside the
+        plugin's fixtures installs the handler too, when it is made.
+        """
+        from ._core._signals import install_lazily
+
+        install_lazily()
 
     def _setenv(self, name: str, value: str) -> None:
         self._environ.setdefault(name, os.environ.get(name))
@@ -440,9 +456,9 @@ class _Plugin:
             self._forget_hook()
             self._forget_hook = None
         if self._command_set:
-            from ._core import _session
+            from ._core._session import set_command
 
-            _session.set_command(None)
+            set_command(None)
             self._command_set = False
         for name, value in self._environ.items():
             if value is None:
@@ -450,9 +466,9 @@ class _Plugin:
             else:
                 os.environ[name] = value
         self._environ.clear()
-        if self._own_signals:
-            _signals.uninstall()
-            self._own_signals = False
+        signals = sys.modules.get(_SIGNALS)
+        if signals is not None and not self._signals_before:
+            signals.uninstall()
         before, self._registry_before = self._registry_before, None
         if before is not None:
             from ._pytest_scopes import restore_registry
@@ -475,18 +491,21 @@ class _Plugin:
         config = self.config
         if self.worker:
             return
-        if self._own_signals and config.pluginmanager.has_plugin("dsession"):
+        if config.pluginmanager.has_plugin("dsession"):
             # Each worker runs its own tests' cleanups; without the signal,
             # xdist waits 10 s for workers that go on testing, then kills them.
+            from ._core._signals import on_sigterm
             from ._pytest_scopes import terminate_workers
 
-            self._forget_hook = _signals.on_sigterm(terminate_workers)
+            self.use_signals()
+            self._forget_hook = on_sigterm(terminate_workers)
         sweeping = not config.getoption("cleanroom_no_sweep") and config.getini(
             "cleanroom_sweep"
         )
         if sweeping and _anything_to_sweep():
             from ._pytest_scopes import sweep_at_start
 
+            self.use_signals()
             self.swept = sweep_at_start(config, os.environ.get(_ENV_SESSION) or None)
         elif _retention_given(config):
             from ._pytest_scopes import retention
@@ -525,6 +544,7 @@ class _Plugin:
                 used = True
                 self.scopes().close_in_loop(item, names)
         if used:
+            self.use_signals()
             self.scopes().track()
         if checked:
             self._check_leaks(checked)
@@ -612,7 +632,9 @@ class _Plugin:
     def _hold_signals(self) -> None:
         """Hold back SIGINT and SIGTERM until the session's teardown is done."""
         if self._hold is None and self.active:
-            self._hold = _signals.Cleaning(drop=True)
+            from ._core._signals import Cleaning
+
+            self._hold = Cleaning(drop=True)
             self._hold.__enter__()
 
     def _release_signals(self) -> None:
@@ -629,11 +651,13 @@ class _Plugin:
 
                 self.config.workeroutput["cleanroom"] = local_summary(self)  # type: ignore[attr-defined]
             return
-        seen = _signals.received()[self._signals_seen :]
-        if signal.SIGTERM in seen or isinstance(self.interrupt, Terminated):
-            session.exitstatus = _signals.EXIT_SIGTERM
-        elif type(self.interrupt) is KeyboardInterrupt:
-            session.exitstatus = _signals.EXIT_SIGINT
+        signals = sys.modules.get(_SIGNALS)
+        seen = signals.received()[self._signals_seen :] if signals else ()
+        terminated = signal.SIGTERM in seen or isinstance(self.interrupt, Terminated)
+        if terminated or type(self.interrupt) is KeyboardInterrupt:
+            from ._core._signals import EXIT_SIGINT, EXIT_SIGTERM
+
+            session.exitstatus = EXIT_SIGTERM if terminated else EXIT_SIGINT
 
 
 def _journal_value(value: str, base: Path) -> str:
@@ -646,7 +670,7 @@ def _journal_value(value: str, base: Path) -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker, apply the options and install the SIGTERM handler."""
+    """Register the marker and apply the options."""
     settings = ", ".join(f"{name}=..." for name in MARKER_SETTINGS)
     config.addinivalue_line(
         "markers",

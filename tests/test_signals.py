@@ -478,6 +478,48 @@ class TestPytest:
         assert self.left(program) == []
         assert "Terminated: received SIGTERM" in program.stdout
 
+    def test_sigterm_in_a_scope_of_its_own(self, run: type[Program]) -> None:
+        """
+        A test that makes its own scope, without the fixtures or the marker,
+        is cleaned on SIGTERM too: making the scope installs the handler.
+        """
+        program = run(
+            """
+            import pathlib
+            import time
+
+            from cleanroom import managed_resources
+
+            def test_waits(make):
+                with managed_resources() as scope:
+                    make(scope, "pod-1")
+                    pathlib.Path("ready").write_text("")
+                    time.sleep(60)
+            """
+        )
+        program.wait_for("ready")
+        program.send(signal.SIGTERM)
+        assert program.finish() == 143, program.stdout
+        assert self.left(program) == []
+
+    def test_a_run_without_cleanroom_keeps_sigterm(self, run: type[Program]) -> None:
+        """A run that never uses cleanroom dies of SIGTERM, as pytest does alone."""
+        program = run(
+            """
+            import pathlib
+            import signal
+            import time
+
+            def test_waits():
+                assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+                pathlib.Path("ready").write_text("")
+                time.sleep(60)
+            """
+        )
+        program.wait_for("ready")
+        program.send(signal.SIGTERM)
+        assert program.finish() == -signal.SIGTERM, program.stdout
+
     def test_sigint(self, run: type[Program]) -> None:
         """Ctrl+C in the middle of a test cleans it up and exits with 130."""
         program = run(WAITING_TEST)
