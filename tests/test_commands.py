@@ -719,6 +719,37 @@ class TestSessionStart:
         )
         pytester.runpytest_subprocess().assert_outcomes(passed=1)
 
+    def test_a_conftest_kind_is_swept_before_the_tests(
+        self, pytester: pytest.Pytester, slowvm: SlowVM, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The prefix rules of a kind that a conftest registers apply at the start."""
+        monkeypatch.setenv("CLEANROOM_JOURNAL", str(pytester.path / "journal.sqlite"))
+        monkeypatch.delenv("CLEANROOM_SESSION", raising=False)
+        with Journal(pytester.path / "journal.sqlite"):
+            pass  # a journal to sweep, as on any machine where cleanroom ran
+        spec = slowvm.spec(min_age=0, orphan_prefixes=["test-vm-"])
+        pytester.makeconftest(
+            f"""
+            from cleanroom import register_kind
+            from cleanroom.kinds.commands import CommandKind
+
+            register_kind(CommandKind("conftest-vm", **{spec!r}))
+            """
+        )
+        for name in ("test-vm-old", "my-test-vm-old"):
+            slowvm.make(name)
+        pytester.makepyfile(
+            test_it=f"""
+            import json, pathlib
+
+            def test_orphans_are_gone_already():
+                state = pathlib.Path({str(slowvm.state)!r})
+                found = [json.loads(p.read_text())["name"] for p in state.glob("*.vm")]
+                assert found == ["my-test-vm-old"]
+            """
+        )
+        pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
 
 class TestKilledRunner:
     def test_the_reaper_deletes_after_sigkill(

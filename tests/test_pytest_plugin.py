@@ -1209,6 +1209,20 @@ class TestStartUp:
         assert not (pytester.path / "journal.sqlite").exists()
         assert self.loaded(pytester) == self.LIGHT
 
+    def test_the_sweep_loads_only_the_backends_it_needs(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """
+        With a journal to sweep, the run imports the sweep, and no backend
+        that neither the journal nor ``[tool.cleanroom]`` names.
+        """
+        with Journal(pytester.path / "journal.sqlite"):
+            pass
+        loaded = self.loaded(pytester)
+        assert "cleanroom._crash._sweep" in loaded
+        backends = {name for name in loaded if name.startswith("cleanroom.kinds.")}
+        assert backends == set()
+
     def test_a_setting_loads_the_registry(self, pytester: pytest.Pytester) -> None:
         """A setting given anywhere is checked at once, so the registry loads."""
         loaded = self.loaded(pytester, "--cleanroom-level", "pods")

@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from importlib.metadata import EntryPoint
 
 #: The entry-point group through which kinds are found.
@@ -91,15 +92,37 @@ def load_all() -> None:
     if _all_loaded:
         return
     with _lock:
-        for name in entry_points():
-            if name in _failed or name in _loaded:
-                continue
-            try:
-                load(name)
-            except ImportError:
-                import logging  # only for a broken kind module
-
-                logging.getLogger("cleanroom").warning(
-                    "skipping a kind module that cannot be imported", exc_info=True
-                )
+        _load_each(entry_points())
         _all_loaded = True
+
+
+def load_configured() -> None:
+    """
+    Import the backends that ``[tool.cleanroom]`` of the nearest
+    ``pyproject.toml`` configures: those whose entry point's name is one of
+    its keys (``commands`` declares command kinds). A project file that
+    cannot be read configures none; a module that fails to import is logged
+    and skipped.
+    """
+    from ._exceptions import PolicyError
+    from ._settings import project_file
+
+    try:
+        table = project_file()[1]
+    except PolicyError:
+        return
+    _load_each(name for name in entry_points() if name in table)
+
+
+def _load_each(names: Iterable[str]) -> None:
+    for name in names:
+        if name in _failed or name in _loaded:
+            continue
+        try:
+            load(name)
+        except ImportError:
+            import logging  # only for a broken kind module
+
+            logging.getLogger("cleanroom").warning(
+                "skipping a kind module that cannot be imported", exc_info=True
+            )

@@ -816,10 +816,20 @@ def _listed(rule: PrefixRule) -> tuple[Kind, list[Resource]]:
     return kind, found
 
 
-def declared_prefix_rules(kinds: Iterable[str] | None = None) -> list[PrefixRule]:
+def declared_prefix_rules(
+    kinds: Iterable[str] | None = None, *, installed: bool = True
+) -> list[PrefixRule]:
     """
     Return the prefix rules that kinds opted into: the ``orphan_prefixes`` of
     every installed kind that lists names (or only of *kinds*).
+
+    Args:
+        kinds: The kinds to ask; all by default.
+        installed: Import every installed backend to ask its kinds. With
+            ``False``, only the kinds registered so far (by a conftest, say)
+            and those of the backends that ``[tool.cleanroom]`` configures
+            (:func:`cleanroom._core._discovery.load_configured`) are asked,
+            so that the start of a test run imports no other backend.
 
     .. versionadded:: 0.2.0
     """
@@ -827,7 +837,10 @@ def declared_prefix_rules(kinds: Iterable[str] | None = None) -> list[PrefixRule
     from cleanroom._core._capabilities import ListsNames
     from cleanroom._core._resource import registered_kinds
 
-    _discovery.load_all()
+    if installed:
+        _discovery.load_all()
+    else:
+        _discovery.load_configured()
     wanted = None if kinds is None else {canonical_kind(kind) for kind in kinds}
     return [
         PrefixRule(kind.name, prefix)
@@ -886,7 +899,9 @@ def session_start_sweep(
 ) -> SweepReport | None:
     """
     Sweep the journal once at the start of a test session, then the prefix
-    rules that kinds opted into (:func:`declared_prefix_rules`); never raises.
+    rules that the kinds registered so far and the backends configured in
+    ``[tool.cleanroom]`` opted into (:func:`declared_prefix_rules`); never
+    raises.
 
     The pytest plugin calls this in the controller process (not in xdist
     workers) unless ``--cleanroom-no-sweep`` is given. Failures are logged.
@@ -906,7 +921,7 @@ def session_start_sweep(
     try:
         path = journal_path()
         with open_existing(path) as journal:
-            rules = declared_prefix_rules()
+            rules = declared_prefix_rules(installed=False)
             if journal is None and not rules:
                 return None
             # Backends' labelled objects are asked for only of the kinds this
