@@ -451,6 +451,14 @@ def kind_origin(kind: Kind) -> str | None:
     return found[1] if found is not None and found[0] is kind else None
 
 
+def registered_kind(name: str) -> Kind | None:
+    """
+    Return the kind registered as *name* so far (any alias; case does not
+    matter), or ``None``; unlike :func:`get_kind`, import no backend to find it.
+    """
+    return _kinds.get(name.strip().lower())
+
+
 def registered_kinds() -> tuple[Kind, ...]:
     """Return each registered kind once, in the order they were registered."""
     return tuple({id(kind): kind for kind in _kinds.values()}.values())

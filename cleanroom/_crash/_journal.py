@@ -857,14 +857,19 @@ class Journal:
 
         return self._run(work)
 
-    def kinds(self) -> list[str]:
-        """Return the kinds of every row the journal holds, settled or not."""
+    def kind_modules(self) -> dict[str, str | None]:
+        """
+        Return the kinds of every row the journal holds, settled or not, each
+        with a module that registers it (``None`` when no row names one).
+        """
         found = self._run(
-            lambda conn: conn.execute("SELECT DISTINCT kind FROM resources").fetchall(),
+            lambda conn: conn.execute(
+                "SELECT kind, MAX(module) FROM resources GROUP BY kind"
+            ).fetchall(),
             write=False,
             single=True,
         )
-        return sorted(kind for (kind,) in found)
+        return dict(sorted(found))
 
     def modules(self) -> list[str]:
         """Return the modules that register the kinds of unsettled rows."""

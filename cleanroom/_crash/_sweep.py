@@ -179,21 +179,18 @@ def resolve_kind(name: str, module: str | None = None) -> Kind | None:
 
     .. versionadded:: 0.1.0
     """
-    from cleanroom._core._resource import get_kind
+    from cleanroom._core._resource import get_kind, registered_kind
     from cleanroom.exceptions import UnknownKindError
 
-    try:
-        return get_kind(name)
-    except UnknownKindError:
-        pass
-    if module:
-        if not _import_quietly(module):
-            return None
-        try:
-            return get_kind(name)
+    kind = registered_kind(name)
+    if kind is None and module and _import_quietly(module):
+        kind = registered_kind(name)
+    if kind is None:
+        try:  # every installed backend
+            kind = get_kind(name)
         except UnknownKindError:
             return None
-    return None
+    return kind
 
 
 def describe_row(row: Row) -> str:
@@ -646,17 +643,15 @@ def _owned_kinds(kinds: Iterable[str] | None) -> list[ListsOwned]:
     from cleanroom._core._capabilities import ListsOwned
     from cleanroom._core._resource import registered_kinds
 
-    if kinds is not None:
-        kinds = list(kinds)
-        if not kinds:
-            return []
-    _discovery.load_all()
-    wanted = None if kinds is None else {canonical_kind(kind) for kind in kinds}
-    return [
-        kind
-        for kind in registered_kinds()
-        if isinstance(kind, ListsOwned) and (wanted is None or kind.name in wanted)
-    ]
+    if kinds is None:
+        _discovery.load_all()
+        found = registered_kinds()
+    else:
+        # Only the backends that register these kinds are imported.
+        found = tuple(
+            {id(kind): kind for name in kinds if (kind := resolve_kind(name))}.values()
+        )
+    return [kind for kind in found if isinstance(kind, ListsOwned)]
 
 
 def _sweep_owned(
@@ -894,6 +889,19 @@ def _delete(kind: Kind, resource: Resource) -> None:
     kind.delete(resource, wait=True)
 
 
+def _journal_kinds(journal: Journal | None) -> list[str]:
+    """
+    The kinds of the journal's rows, settled or not, their modules imported
+    where rows name them (so that no other backend needs importing).
+    """
+    if journal is None:
+        return []
+    found = journal.kind_modules()
+    for name, module in found.items():
+        resolve_kind(name, module)
+    return list(found)
+
+
 def session_start_sweep(
     current_session: str | None = None, retention: Retention | None = None
 ) -> SweepReport | None:
@@ -931,7 +939,7 @@ def session_start_sweep(
                 journal,
                 current_session=current_session,
                 retention=retention,
-                owned=journal.kinds() if journal is not None else (),
+                owned=_journal_kinds(journal),
             )
             if rules:
                 # Apart, so that a kind that cannot list now hides nothing above.
