@@ -73,10 +73,14 @@ def integration(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Check the code with ruff, and that it is formatted."""
-    install(session, "lint")
+    """
+    Check the code with ruff, that it is formatted, and that the package's
+    layers depend one way with no import cycles (``tests/test_layers.py``).
+    """
+    install(session, "lint", "tests", package=".")
     session.run("ruff", "check", *session.posargs, ".")
     session.run("ruff", "format", "--check", *session.posargs, ".")
+    session.run("pytest", "-q", "-p", "no:randomly", "tests/test_layers.py")
 
 
 @nox.session
