@@ -373,11 +373,11 @@ class _Plugin:
 
     def test_settings(self, item: pytest.Item) -> dict[str, Any]:
         """The policy settings of *item*'s markers."""
-        settings = item.stash.get(_MARKER, None)
-        if settings is None:
-            # Unmarked at collection; a marker may have been added since.
-            settings = marker_settings(item) if item.own_markers else {}
-        return settings
+        stash = item.stash
+        if _MARKER in stash:  # not stash.get(): a miss raises inside it
+            return stash[_MARKER]
+        # Unmarked at collection; a marker may have been added since.
+        return marker_settings(item) if item.own_markers else {}
 
     def node_settings(self, node: pytest.Collector) -> dict[str, Any]:
         """The policy settings of the markers of a class, a module or the session."""
