@@ -694,6 +694,23 @@ class TestCli:
         assert slowvm.names() == []
 
 
+def swept_before_the_tests(pytester: pytest.Pytester, slowvm: SlowVM) -> None:
+    """Make two VMs; a pytest run's test finds only ``my-test-vm-old`` left."""
+    for name in ("test-vm-old", "my-test-vm-old"):
+        slowvm.make(name)
+    pytester.makepyfile(
+        test_it=f"""
+        import json, pathlib
+
+        def test_orphans_are_gone_already():
+            state = pathlib.Path({str(slowvm.state)!r})
+            found = [json.loads(p.read_text())["name"] for p in state.glob("*.vm")]
+            assert found == ["my-test-vm-old"]
+        """
+    )
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
+
 class TestSessionStart:
     def test_declared_prefixes_are_swept_before_the_tests(
         self, pytester: pytest.Pytester, slowvm: SlowVM, monkeypatch: pytest.MonkeyPatch
@@ -705,19 +722,7 @@ class TestSessionStart:
             "[tool.cleanroom.commands.vm]\n"
             + _toml(slowvm.spec(min_age=0, orphan_prefixes=["test-vm-"]))
         )
-        for name in ("test-vm-old", "my-test-vm-old"):
-            slowvm.make(name)
-        pytester.makepyfile(
-            test_it=f"""
-            import json, pathlib
-
-            def test_orphans_are_gone_already():
-                state = pathlib.Path({str(slowvm.state)!r})
-                found = [json.loads(p.read_text())["name"] for p in state.glob("*.vm")]
-                assert found == ["my-test-vm-old"]
-            """
-        )
-        pytester.runpytest_subprocess().assert_outcomes(passed=1)
+        swept_before_the_tests(pytester, slowvm)
 
     def test_a_conftest_kind_is_swept_before_the_tests(
         self, pytester: pytest.Pytester, slowvm: SlowVM, monkeypatch: pytest.MonkeyPatch
@@ -736,19 +741,7 @@ class TestSessionStart:
             register_kind(CommandKind("conftest-vm", **{spec!r}))
             """
         )
-        for name in ("test-vm-old", "my-test-vm-old"):
-            slowvm.make(name)
-        pytester.makepyfile(
-            test_it=f"""
-            import json, pathlib
-
-            def test_orphans_are_gone_already():
-                state = pathlib.Path({str(slowvm.state)!r})
-                found = [json.loads(p.read_text())["name"] for p in state.glob("*.vm")]
-                assert found == ["my-test-vm-old"]
-            """
-        )
-        pytester.runpytest_subprocess().assert_outcomes(passed=1)
+        swept_before_the_tests(pytester, slowvm)
 
 
 class TestKilledRunner:

@@ -469,13 +469,17 @@ class TestPytest:
         folder = program.folder / "left"
         return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
-    def test_sigterm(self, run: type[Program]) -> None:
-        """SIGTERM in the middle of a test cleans it up and exits with 143."""
-        program = run(WAITING_TEST)
+    def terminate(self, program: Program) -> None:
+        """SIGTERM once the test runs: the run ends with 143, everything cleaned."""
         program.wait_for("ready")
         program.send(signal.SIGTERM)
         assert program.finish() == 143, program.stdout
         assert self.left(program) == []
+
+    def test_sigterm(self, run: type[Program]) -> None:
+        """SIGTERM in the middle of a test cleans it up and exits with 143."""
+        program = run(WAITING_TEST)
+        self.terminate(program)
         assert "Terminated: received SIGTERM" in program.stdout
 
     def test_sigterm_in_a_scope_of_its_own(self, run: type[Program]) -> None:
@@ -497,10 +501,7 @@ class TestPytest:
                     time.sleep(60)
             """
         )
-        program.wait_for("ready")
-        program.send(signal.SIGTERM)
-        assert program.finish() == 143, program.stdout
-        assert self.left(program) == []
+        self.terminate(program)
 
     def test_a_run_without_cleanroom_keeps_sigterm(self, run: type[Program]) -> None:
         """A run that never uses cleanroom dies of SIGTERM, as pytest does alone."""
@@ -542,10 +543,7 @@ class TestPytest:
                 time.sleep(60)
             """
         )
-        program.wait_for("ready")
-        program.send(signal.SIGTERM)
-        assert program.finish() == 143, program.stdout
-        assert self.left(program) == []
+        self.terminate(program)
 
     def test_failed_tests_keep_on_sigterm(self, run: type[Program]) -> None:
         """A test that failed before the signal keeps its resources."""
