@@ -89,6 +89,17 @@ def _suite(project: str, workdir: Path) -> Path:
     return next(p for p in workdir.glob("*/") if (p / "tests").is_dir())
 
 
+def forget_rewritten(python: Path) -> None:
+    """
+    Delete the assert-rewritten bytecode that pytest wrote into *python*'s
+    environment on a run where bytecode was written (by another benchmark,
+    say): pytest reads it even where it writes none, which would hide the
+    very cost measured here.
+    """
+    for cached in python.parent.parent.glob("lib/*/site-packages/**/*-pytest-*.pyc"):
+        cached.unlink()
+
+
 def collect(python: Path, suite: Path, *options: str) -> float:
     """Run ``pytest --co -q`` on *suite*; return the CPU seconds it used."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLEANROOM_")}
@@ -133,6 +144,7 @@ def run(
             "plugin off": (installed, ("-p", "no:cleanroom")),
         }
         for python, options in contenders.values():
+            forget_rewritten(python)
             collect(python, suite, *options)  # warm the file system caches
         times: dict[str, list[float]] = {name: [] for name in contenders}
         for pair in range(pairs):
