@@ -687,7 +687,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(plugin, "cleanroom-run")
 
 
-def pytest_plugin_registered(plugin: object, plugin_name: str | None) -> None:  # noqa: ARG001
+def pytest_plugin_registered(plugin_name: str | None) -> None:
     """
     With pytester, load cleanroom's core now, in the run that holds pytester.
 
