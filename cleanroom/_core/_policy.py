@@ -14,7 +14,6 @@ import attrs
 
 from ._exceptions import PolicyError
 from ._settings import (
-    NULLABLE,
     POLICY_FIELDS,
     env_settings,
     is_given,
@@ -518,12 +517,10 @@ def given_settings(arguments: Mapping[str, Any]) -> dict[str, Any]:
     Pick the policy settings out of a function's *arguments* (its ``locals()``
     on entry), leaving out those not given (see :func:`is_given`).
     """
-    # is_given() spelled out: every scope runs this, most with nothing given.
     return {
-        name: value
+        name: arguments[name]
         for name in POLICY_FIELDS
-        if (value := arguments[name]) is not ...
-        and (value is not None or name in NULLABLE)
+        if is_given(name, arguments[name])
     }
 
 
