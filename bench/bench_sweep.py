@@ -39,7 +39,8 @@ ORPHANS = 1000
 
 
 def _dead_owner(session: str) -> Owner:
-    from cleanroom._core._session import Owner, hostname, new_id, process_start_time
+    from cleanroom._core import new_id
+    from cleanroom._core._session import Owner, hostname, process_start_time
 
     process = subprocess.Popen(["sleep", "0"])
     start = process_start_time(process.pid)
@@ -78,7 +79,8 @@ def sweep_once(base: Path) -> float:
 
 def reaper_start() -> tuple[float, float]:
     """Return (Popen's cost, time until the reaper is ready), in seconds."""
-    from cleanroom._core._session import Owner, current_owner, new_id
+    from cleanroom._core import new_id
+    from cleanroom._core._session import Owner, current_owner
     from cleanroom._crash._recorder import start_reaper
 
     me = current_owner()

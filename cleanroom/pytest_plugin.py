@@ -38,13 +38,13 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import uuid
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
+from ._core import new_id
 from ._core._exceptions import PolicyError, Terminated
 from ._core._settings import (
     POLICY_FIELDS,
@@ -419,9 +419,7 @@ class _Plugin:
         else:
             # Set before xdist starts its workers, so that they inherit them.
             if not os.environ.get(_ENV_SESSION):
-                # An id as _session.new_id() makes one, without loading that
-                # module in a run that may never use cleanroom.
-                self._setenv(_ENV_SESSION, uuid.uuid4().hex)
+                self._setenv(_ENV_SESSION, new_id())
             journal = config.getoption("cleanroom_journal")
             if journal:
                 self._setenv(_ENV_JOURNAL, _journal_value(journal, Path.cwd()))

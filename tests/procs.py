@@ -10,7 +10,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from cleanroom._core._session import Owner, hostname, new_id, process_start_time
+from cleanroom._core import new_id
+from cleanroom._core._session import Owner, hostname, process_start_time
 
 
 def running(tag: str) -> list[int]:

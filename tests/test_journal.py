@@ -21,7 +21,8 @@ import pytest
 
 import cleanroom
 from cleanroom import Scope
-from cleanroom._core._session import Owner, current_owner, new_id
+from cleanroom._core import new_id
+from cleanroom._core._session import Owner, current_owner
 from cleanroom._crash import _recorder
 from cleanroom._crash._journal import (
     APPLICATION_ID,

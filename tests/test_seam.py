@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from cleanroom import Scope, ScopeStateError, get_kind
-from cleanroom._core import _discovery
-from cleanroom._core._session import TOKEN_ENV, new_id
+from cleanroom._core import _discovery, new_id
+from cleanroom._core._session import TOKEN_ENV
 from cleanroom._crash import _recorder
 from cleanroom._crash._journal import Journal
 from procs import running

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cleanroom._core import _session
+from cleanroom._core import new_id
 from cleanroom._core._session import (
     STALE_AFTER,
     TOKEN_ENV,
@@ -162,7 +162,7 @@ class TestLiveness:
 class TestToken:
     def test_find_processes_by_token(self) -> None:
         """Processes whose environment holds the token are found; others are not."""
-        token = _session.new_id()
+        token = new_id()
         tagged = subprocess.Popen(["sleep", "30"], env={**os.environ, TOKEN_ENV: token})
         other = subprocess.Popen(
             ["sleep", "30"], env={**os.environ, TOKEN_ENV: token + "x"}

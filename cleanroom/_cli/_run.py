@@ -17,7 +17,8 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from cleanroom._core._session import SESSION_ENV, TOKEN_ENV, new_id
+from cleanroom._core import new_id
+from cleanroom._core._session import SESSION_ENV, TOKEN_ENV
 from cleanroom._crash._location import JOURNAL_ENV
 
 from ._args import add_journal, add_policy_options, wrap

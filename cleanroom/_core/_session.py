@@ -20,6 +20,8 @@ import os
 import time
 from typing import Final, NamedTuple
 
+from . import new_id
+
 #: The variable through which processes of one run share a session id.
 SESSION_ENV: Final = "CLEANROOM_SESSION"
 
@@ -124,13 +126,6 @@ def set_command(text: str | None) -> None:
     """
     global _command  # noqa: PLW0603
     _command = None if text is None else text[:1000]
-
-
-def new_id() -> str:
-    """Return a new random id for a session or an owner."""
-    import uuid
-
-    return uuid.uuid4().hex
 
 
 _hostname: list[str] = []

@@ -41,12 +41,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple, cast
 
 import attrs
 
+from cleanroom._core import new_id
 from cleanroom._core._resource import (
     BaseKind,
     Resource,
     register_kind,
 )
-from cleanroom._core._session import TOKEN_ENV, new_id, pids_with_token, stat_fields
+from cleanroom._core._session import TOKEN_ENV, pids_with_token, stat_fields
 from cleanroom.exceptions import BackendUnavailableError, CleanroomError
 
 if TYPE_CHECKING:
